@@ -1,0 +1,70 @@
+"""What the base model can do, measured against the world's ground truth.
+
+Fact recall (question answering and biography completion about pretraining people), knowledge
+extraction for people whose QA was never in pretraining, in-context reading (a passage about a
+never-seen person, then a question; with distractor passages for k > 1), and held-out perplexity.
+The same probes measure forgetting later. Introduced in notebook 00_tour.
+"""
+
+from __future__ import annotations
+
+import random
+
+from . import world as W
+from .evaluate import exact_match, perplexity
+
+
+def recall_pairs(people: list[W.Person]) -> list[tuple[str, str]]:
+    """Closed-book questions, one per attribute."""
+    return [W.qa_pair(p, a) for p in people for a in W.ATTRIBUTES]
+
+
+def bio_pairs(people: list[W.Person], seed: int = 0) -> list[tuple[str, str]]:
+    """Biography-sentence completions (a seeded paraphrase per fact)."""
+    rng = random.Random(f"bio-probe-{seed}")
+    return [W.bio_prompt(p, a, rng.randrange(3)) for p in people for a in W.ATTRIBUTES]
+
+
+def reading_pairs(world: W.World, n: int, k: int = 1, seed: int = 0):
+    """(pairs, attributes): ``n`` passages about never-seen people (``k`` people per passage, one
+    asked about) then one question each. People are fresh, so the answer must be read."""
+    rng = random.Random(f"reading-probe-{seed}-{k}")
+    taken = set(world.taken)
+    pairs, attrs = [], []
+    for i in range(n):
+        people = [W.sample_person(rng, taken) for _ in range(k)]
+        attribute = W.ATTRIBUTES[i % len(W.ATTRIBUTES)]
+        pairs += W.reading_example(people, [(rng.choice(people), attribute)], rng)
+        attrs.append(attribute)
+    return pairs, attrs
+
+
+def heldout_texts(world: W.World, n: int, seed: int = 0) -> list[str]:
+    """Biographies of pretraining people in paraphrase orders drawn from a separate stream."""
+    rng = random.Random(f"ppl-probe-{seed}")
+    return [W.biography(rng.choice(world.pretrain_people), rng) for _ in range(n)]
+
+
+def measure(model, tokenizer, world: W.World, n_people: int = 100, n_reading: int = 240,
+            reading_k=(1,)) -> dict:
+    """Every capability as a number in [0, 1] (perplexity excepted)."""
+    seen = world.qa_seen[:n_people]
+    out = {
+        "qa_recall": _mean(exact_match(model, tokenizer, recall_pairs(seen))),
+        "bio_recall": _mean(exact_match(model, tokenizer, bio_pairs(world.pretrain_people[:n_people]))),
+        "qa_unseen_extraction": _mean(exact_match(model, tokenizer, recall_pairs(world.qa_unseen[:n_people]))),
+        "perplexity": perplexity(model, tokenizer, heldout_texts(world, n_people)),
+    }
+    for k in reading_k:
+        pairs, attrs = reading_pairs(world, n_reading, k)
+        hits = exact_match(model, tokenizer, pairs)
+        out["reading" if k == 1 else f"reading_k{k}"] = _mean(hits)
+        if k == 1:
+            for a in W.ATTRIBUTES:
+                out[f"reading_{a}"] = _mean([h for h, b in zip(hits, attrs) if b == a])
+    return out
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")

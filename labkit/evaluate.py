@@ -1,0 +1,90 @@
+"""Exact-match evaluation against the world's ground truth.
+
+A closed-form answer is right when greedy decoding reproduces it and then the end marker.
+One teacher-forced forward pass checks that exactly (greedy emits the gold sequence iff the
+argmax at every answer position is the gold token), so evaluation is one batch of forwards.
+Introduced in notebook 00_tour.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .world import END
+
+
+def _encode(tokenizer, prompt: str, answer: str):
+    p = tokenizer(prompt).input_ids
+    full = tokenizer(f"{prompt} {answer}{END}").input_ids
+    if full[: len(p)] != p:  # a hub tokenizer merged across the boundary: score the full text
+        p = full[: len(tokenizer(prompt, add_special_tokens=False).input_ids)]
+    return full, len(p)
+
+
+@torch.no_grad()
+def exact_match(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:
+    """For each (prompt, answer), does greedy decoding produce exactly ``answer`` then ' .'?"""
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[bool] = []
+    for i in range(0, len(pairs), batch_size):
+        enc = [_encode(tokenizer, p, a) for p, a in pairs[i : i + batch_size]]
+        width = max(len(f) for f, _ in enc)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(enc), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, (f, _) in enumerate(enc):
+            ids[j, : len(f)] = torch.tensor(f)
+            mask[j, : len(f)] = 1
+        pred = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
+        for j, (f, n) in enumerate(enc):
+            target = torch.tensor(f[n:])
+            out.append(bool((pred[j, n - 1 : len(f) - 1] == target).all()))
+    return out
+
+
+def accuracy(model, tokenizer, pairs, batch_size: int = 64) -> float:
+    """Fraction of (prompt, answer) pairs answered exactly."""
+    hits = exact_match(model, tokenizer, pairs, batch_size)
+    return sum(hits) / max(len(hits), 1)
+
+
+@torch.no_grad()
+def perplexity(model, tokenizer, texts, batch_size: int = 32) -> float:
+    """Token-level perplexity of ``texts`` (each scored on its own, padding ignored)."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True)
+        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+        logits = model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu()
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
+            ignore_index=-100, reduction="sum")
+        total += loss.item()
+        count += int((labels[:, 1:] != -100).sum())
+    return math.exp(total / max(count, 1))
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: int = 32) -> list[str]:
+    """Greedy continuations of ``prompts`` (left-padded batches), cut at the end marker."""
+    model.eval()
+    device = next(model.parameters()).device
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    out = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True).to(device)
+            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=tokenizer.eos_token_id)
+            for row in ids[:, enc.input_ids.shape[1]:]:
+                text = tokenizer.decode(row, skip_special_tokens=True)
+                out.append(text.split(END)[0].strip() if END in text else text.strip())
+    finally:
+        tokenizer.padding_side = side
+    return out

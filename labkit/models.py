@@ -1,0 +1,106 @@
+"""Loading and saving models: the shipped course model or a hub model, one code path.
+
+Weights are always safetensors (nothing is unpickled). Errors a learner can cause (offline with
+a hub id, a missing or corrupt model folder) come back as one sentence saying what to do.
+Introduced in notebook 00_tour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .profiles import COURSE_MODEL
+
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+class ModelError(RuntimeError):
+    """A model could not be loaded; the message says what to do."""
+
+
+def data_dir() -> Path:
+    """The course's data/ folder: beside the labkit package, else in the working directory or
+    one of its parents (a non-editable install run from a clone), else $LABKIT_DATA."""
+    if os.environ.get("LABKIT_DATA"):
+        return Path(os.environ["LABKIT_DATA"])
+    here = Path(__file__).resolve().parent.parent / "data"
+    if (here / "base_model").is_dir():
+        return here
+    for parent in [Path.cwd(), *Path.cwd().parents]:
+        if (parent / "data" / "base_model").is_dir():
+            return parent / "data"
+    raise ModelError("Cannot find the course's data/ folder: run from inside a clone of the "
+                     "course repository, or set LABKIT_DATA to its data/ folder.")
+
+
+def base_model_dir() -> Path:
+    return data_dir() / "base_model"
+
+
+def _check_folder(path: Path) -> None:
+    missing = [f for f in MODEL_FILES if not (path / f).is_file()]
+    if missing:
+        raise ModelError(f"The model folder {path} is incomplete (missing {', '.join(missing)}): "
+                         "restore it with `git checkout -- data/base_model` or rebuild it with "
+                         "`python -m labkit.pretrain`.")
+
+
+def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
+    """Load (model, tokenizer). ``course-base`` is the shipped model; anything else is a hub id
+    or a local folder, loaded with the same ``from_pretrained`` calls."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = str(base_model_dir()) if model_id == COURSE_MODEL else model_id
+    if Path(source).is_dir():
+        _check_folder(Path(source))
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True,
+                                                     **kwargs)
+    except (OSError, ValueError) as err:
+        if Path(source).is_dir():
+            raise ModelError(f"The model folder {source} is corrupt ({type(err).__name__}): "
+                             "restore it with `git checkout -- data/base_model` or rebuild it "
+                             "with `python -m labkit.pretrain`.") from None
+        raise ModelError(f"Could not load model {model_id!r} from the Hugging Face hub (offline, "
+                         "or a wrong id?): check the id, or use profile='ci' or 'cpu', which run "
+                         "on the course's shipped model.") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if device is not None:
+        model.to(device)
+    return model, tok
+
+
+def save_base_model(model, tokenizer, out: str | Path, config, seconds: float) -> Path:
+    """Save a pretrained model atomically: write to a temporary folder, then swap it in, so a
+    failure never leaves a half-written model under data/."""
+    from dataclasses import asdict
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "pretraining.json").write_text(json.dumps(
+            {"config": asdict(config), "train_seconds": round(seconds, 1),
+             "threads": _threads()}, indent=2) + "\n")
+        _check_folder(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

@@ -1,0 +1,56 @@
+"""Plots: each returns a matplotlib figure and never saves it (the notebook decides).
+Introduced in notebook 01_full_finetuning.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+
+def loss_curves(train, val, title: str = "loss", best_step: int | None = None):
+    """Training and validation loss against step; ``train``/``val`` are (step, loss) lists."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if train:
+        ax.plot(*zip(*train), label="train", color="tab:blue", alpha=0.8)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation", color="tab:orange")
+    if best_step is not None:
+        ax.axvline(best_step, color="grey", ls="--", label=f"best (step {best_step})")
+    ax.set(xlabel="step", ylabel="loss (nats/token)", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def before_after(metrics: dict[str, tuple[float, float]], title: str = "before vs after"):
+    """Grouped bars: for each metric name, (before, after)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(metrics)
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [metrics[n][0] for n in names], 0.4, label="before")
+    ax.bar([x + 0.2 for x in xs], [metrics[n][1] for n in names], 0.4, label="after")
+    for x, n in zip(xs, names):
+        for dx, v in ((-0.2, metrics[n][0]), (0.2, metrics[n][1])):
+            ax.text(x + dx, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(xs), names)
+    ax.set(ylim=(0, 1.1), title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def capability_bars(capabilities: dict, card: dict | None = None, title: str = "capabilities"):
+    """Accuracy-type capabilities as bars, with the card's bars drawn as ticks when given."""
+    keys = [k for k, v in capabilities.items() if k != "perplexity" and 0 <= v <= 1]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar(keys, [capabilities[k] for k in keys], color="tab:green")
+    for i, k in enumerate(keys):
+        ax.text(i, capabilities[k] + 0.01, f"{capabilities[k]:.2f}", ha="center", fontsize=8)
+    if card:
+        for i, k in enumerate(keys):
+            if k in card:
+                ax.plot([i - 0.4, i + 0.4], [card[k]] * 2, color="black", lw=1)
+    ax.set(ylim=(0, 1.1), title=title, ylabel="exact match")
+    ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    return fig

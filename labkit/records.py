@@ -1,0 +1,51 @@
+"""Run records and results files: one JSON row per run, one results file per notebook.
+Tests read the results file; plots read rows. Introduced in notebook 01_full_finetuning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+
+def _clean(value):
+    """JSON-safe: tensors and numpy scalars to floats, NaN refused (a finding must be a number)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("A finding is NaN or infinite: check the run before recording it.")
+    return value
+
+
+def save_results(out_dir: str | Path, notebook: str, findings: dict) -> Path:
+    """Write ``findings`` to OUT_DIR/results.json (the file the tests assert on)."""
+    path = Path(out_dir) / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"notebook": notebook, **_clean(findings)}, indent=2) + "\n")
+    return path
+
+
+def load_results(out_dir: str | Path) -> dict:
+    return json.loads((Path(out_dir) / "results.json").read_text())
+
+
+def record_run(out_dir: str | Path, name: str, config: dict, metrics: dict,
+               seconds: float, peak_bytes: int) -> dict:
+    """Append one run (config, metrics, time, peak memory) as a JSON line to OUT_DIR/runs.jsonl."""
+    row = _clean({"run": name, "config": config, "metrics": metrics,
+                  "seconds": round(seconds, 2), "peak_mb": round(peak_bytes / 2**20, 1)})
+    path = Path(out_dir) / "runs.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def load_runs(out_dir: str | Path) -> list[dict]:
+    path = Path(out_dir) / "runs.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
