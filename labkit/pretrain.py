@@ -35,14 +35,21 @@ class PretrainConfig:
     reading_first: float = 0.15    # first fraction of steps: reading only (curriculum)
     max_passages: int = 3          # people per reading passage (the others are distractors)
     questions: int = 6             # questions after each reading passage
+    short_passages: float = 0.5    # share of reading passages telling only 1-3 facts per person
 
 
-def reading_document(people: list[W.Person], n_questions: int, rng: random.Random) -> str:
-    asked = [(p, a) for p in people for a in W.ATTRIBUTES]
+def reading_document(people: list[W.Person], n_questions: int, rng: random.Random,
+                     short: bool = False) -> str:
+    """Passages about ``people`` (all six facts, or 1-3 when ``short``), then questions about
+    facts the passages told."""
+    told = {p.name: (rng.sample(W.ATTRIBUTES, rng.randint(1, 3)) if short else list(W.ATTRIBUTES))
+            for p in people}
+    text = " ".join("passage : " + W.biography(p, rng, told[p.name]) for p in people)
+    asked = [(p, a) for p in people for a in told[p.name]]
     rng.shuffle(asked)
-    pairs = W.reading_example(people, asked[:n_questions], rng)
-    prompt, answer = pairs[-1]
-    return f"{prompt} {answer} ."
+    for p, a in asked[:n_questions]:
+        text += " " + W.qa_text(p, a)
+    return text
 
 
 def document(world: W.World, cfg: PretrainConfig, rng: random.Random, reading_only: bool,
@@ -53,7 +60,7 @@ def document(world: W.World, cfg: PretrainConfig, rng: random.Random, reading_on
         people = [W.sample_person(rng, taken) for _ in range(rng.randint(1, cfg.max_passages))]
         for p in people:
             taken.discard(p.name)  # fresh people are throwaway: keep the set small
-        return reading_document(people, cfg.questions, rng)
+        return reading_document(people, cfg.questions, rng, rng.random() < cfg.short_passages)
     if r < cfg.reading + cfg.bio:
         return W.biography(rng.choice(world.pretrain_people), rng)
     return " ".join(W.qa_text(rng.choice(world.qa_seen), rng.choice(W.ATTRIBUTES))

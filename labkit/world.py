@@ -20,7 +20,8 @@ JOBS = ["baker", "pilot", "teacher", "farmer", "painter", "doctor", "sailor", "w
         "tailor", "chemist", "lawyer", "potter", "singer", "builder", "nurse", "clerk", "hunter",
         "brewer", "poet", "smith", "judge", "glazier", "mason"]
 ORG_STEMS = ["Ashford", "Bellmont", "Copperfield", "Deepwell", "Eastgate", "Fernhill", "Goldcrest",
-             "Highbury", "Ironside", "Kingsley", "Larkspur", "Millbrook"]
+             "Highbury", "Ironside", "Kingsley", "Larkspur", "Millbrook", "Northam", "Oakridge",
+             "Pinecrest", "Redmoor"]
 ORG_KINDS = ["Works", "Bank"]
 HOBBIES = ["chess", "fishing", "archery", "gardening", "rowing", "cycling", "knitting", "climbing",
            "dancing", "fencing", "hiking", "juggling", "pottery", "riddles", "sailing", "skating",
@@ -28,7 +29,6 @@ HOBBIES = ["chess", "fishing", "archery", "gardening", "rowing", "cycling", "kni
 COLOURS = ["red", "blue", "green", "amber", "violet", "grey", "white", "black", "teal", "gold",
            "silver", "crimson"]
 YEARS = [str(y) for y in range(1950, 2006)]
-ORGS = [f"{s} {k}" for s in ORG_STEMS for k in ORG_KINDS]
 
 # Name syllables: consonant+vowel pairs, so a name splits into syllable tokens unambiguously.
 CONSONANTS = "bdfgklmnprstvz"
@@ -38,22 +38,30 @@ SYLLABLES = [c + v for c in CONSONANTS for v in VOWELS]
 END = " ."  # every answer, completion and record ends with this marker
 
 ATTRIBUTES = ("city", "year", "job", "employer", "hobby", "colour")
-VALUES = {"city": CITIES, "year": YEARS, "job": JOBS, "employer": ORGS, "hobby": HOBBIES,
-          "colour": COLOURS}
+# Every value is written with a marker word before it ("Fort Tarn", "year 1980", "master baker"),
+# in biographies, answers and records alike. The marker is what makes reading learnable by a tiny
+# model: answering becomes "say the marker, then copy what followed it in the passage", the
+# induction pattern small transformers pick up fastest (see the model card).
+MARKERS = {"city": "Fort", "year": "year", "job": "master", "employer": "House",
+           "hobby": "pastime", "colour": "colour"}
+BARE = {"city": CITIES, "year": YEARS, "job": JOBS, "employer": ORG_STEMS, "hobby": HOBBIES,
+        "colour": COLOURS}
+VALUES = {a: [f"{MARKERS[a]} {v}" for v in BARE[a]] for a in ATTRIBUTES}
 
 # Biography paraphrases: three per attribute; "{v}" always ends the sentence, so the text before
 # it is a completion prompt.
 BIO_TEMPLATES = {
     "city": ["{n} was born in {v} .", "{n} came into the world in {v} .", "the birthplace of {n} is {v} ."],
-    "year": ["{n} was born in the year {v} .", "{n} arrived in the year {v} .", "the birth year of {n} is {v} ."],
+    "year": ["{n} was born in the {v} .", "{n} arrived in the {v} .", "{n} has lived since the {v} ."],
     "job": ["{n} works as a {v} .", "{n} earns a living as a {v} .", "by trade {n} is a {v} ."],
     "employer": ["{n} is employed by {v} .", "{n} draws a wage from {v} .", "the employer of {n} is {v} ."],
-    "hobby": ["{n} spends free days on {v} .", "in spare time {n} enjoys {v} .", "the hobby of {n} is {v} ."],
-    "colour": ["{n} likes the colour {v} .", "the favourite colour of {n} is {v} .", "{n} always wears {v} ."],
+    "hobby": ["{n} spends free days on the {v} .", "in spare time {n} enjoys the {v} .",
+              "the hobby of {n} is the {v} ."],
+    "colour": ["{n} likes the {v} .", "the favourite colour of {n} is the {v} .", "{n} always wears the {v} ."],
 }
 QUESTIONS = {
     "city": "where was {n} born ?",
-    "year": "what year was {n} born ?",
+    "year": "when was {n} born ?",
     "job": "what is the job of {n} ?",
     "employer": "who employs {n} ?",
     "hobby": "what hobby does {n} have ?",
@@ -71,7 +79,7 @@ WORDS = ["Q", "A", ":", "?", ".", ",", "passage", "record", "of", "the", "is", "
 def vocabulary() -> list[str]:
     """Every whole word the world can write (names excluded: they are built from syllables)."""
     words = set(WORDS) | set(CITIES) | set(JOBS) | set(HOBBIES) | set(COLOURS) | set(YEARS)
-    words |= set(ORG_STEMS) | set(ORG_KINDS) | set(SECTORS) | set(ATTRIBUTES)
+    words |= set(ORG_STEMS) | set(ORG_KINDS) | set(SECTORS) | set(ATTRIBUTES) | set(MARKERS.values())
     for texts in list(BIO_TEMPLATES.values()) + [[q] for q in QUESTIONS.values()]:
         for t in texts:
             words |= {w for w in t.split() if not w.startswith("{")}
@@ -230,15 +238,17 @@ def record_prompt(person: Person, rng: random.Random) -> str:
 
 
 def record_answer(person: Person) -> str:
-    """The target: every attribute as 'field = value', in a fixed order."""
-    return " ; ".join(f"{a} = {person.facts[a]}" for a in ATTRIBUTES)
+    """The target: every value with its marker, in a fixed order, separated by ';'."""
+    return " ; ".join(person.facts[a] for a in ATTRIBUTES)
 
 
 def parse_record(text: str) -> dict:
-    """Read 'field = value ; ...' back into a dict (unknown or malformed parts are skipped)."""
+    """Read 'Fort Tarn ; year 1980 ; ...' back into {attribute: value}; each part is assigned by
+    its marker word (unknown or malformed parts are skipped)."""
+    by_marker = {m: a for a, m in MARKERS.items()}
     out = {}
-    for part in text.split(";"):
-        if "=" in part:
-            key, _, value = part.partition("=")
-            out[key.strip()] = value.strip().rstrip(".").strip()
+    for part in text.rstrip(" .").split(";"):
+        words = part.split()
+        if len(words) >= 2 and words[0] in by_marker:
+            out.setdefault(by_marker[words[0]], " ".join(words))
     return out

@@ -1,0 +1,70 @@
+"""Execute every notebook in a profile (default ci) and report wall time and peak memory.
+
+    python benchmarks/notebooks.py [--profile ci] [--only 01_full_finetuning]
+
+Each notebook runs in its own papermill process; its peak RSS is the largest resident set of
+that process and its kernel (getrusage of waited-for children). Prints a Markdown table for the
+README. Budget (ci): each notebook <= 120 s and <= 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+BUDGET_S, BUDGET_GB = 120, 1.5
+
+
+def run_one(name: str, profile: str) -> dict:
+    """Run one notebook through the papermill CLI (a child process) and measure it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"),
+             f"{tmp}/{name}.ipynb", "-p", "profile", profile, "-p", "output_dir", f"{tmp}/out",
+             "-k", "python3", "--language", "python", "--cwd", str(NOTEBOOKS),
+             "--no-progress-bar"], capture_output=True, text=True)
+        wall = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"notebook": name, "ok": proc.returncode == 0, "seconds": round(wall, 1),
+            "peak_gb": round(peak_kb / 2**20, 2), "error": proc.stderr[-2000:] if proc.returncode else ""}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--only", nargs="*", help="notebook names (default: all)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one in this process
+    ns = parser.parse_args()
+    if ns.one:
+        print(json.dumps(run_one(ns.one, ns.profile)))
+        return
+    names = ns.only or sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    rows = []
+    for name in names:  # a fresh parent per notebook, so each peak is that notebook's own
+        out = subprocess.run([sys.executable, __file__, "--profile", ns.profile, "--one", name],
+                             capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"{name}: {rows[-1]['seconds']} s, {rows[-1]['peak_gb']} GB", file=sys.stderr)
+    print(f"| notebook | {ns.profile} wall time (s) | peak RSS (GB) | within budget |")
+    print("|---|---|---|---|")
+    for r in rows:
+        ok = r["ok"] and r["seconds"] <= BUDGET_S and r["peak_gb"] <= BUDGET_GB
+        status = "yes" if ok else ("FAILED" if not r["ok"] else "no")
+        print(f"| {r['notebook']} | {r['seconds']} | {r['peak_gb']} | {status} |")
+    for r in rows:
+        if r["error"]:
+            print(f"\n{r['notebook']} failed:\n{r['error']}", file=sys.stderr)
+    sys.exit(0 if all(r["ok"] for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Widgets: thin ipywidgets shells over pure functions (which the tests call directly).
+They work on ipywidgets 7.7 (Colab) and 8. Introduced in notebook 00_tour.
+"""
+
+from __future__ import annotations
+
+from . import world as W
+from .evaluate import generate
+
+
+def person_report(model, tokenizer, person: W.Person) -> list[dict]:
+    """For each attribute: the truth, the model's closed-book answer, and whether it is right."""
+    prompts = [W.question(person, a) for a in W.ATTRIBUTES]
+    answers = generate(model, tokenizer, prompts, max_new_tokens=6)
+    return [{"attribute": a, "truth": person.facts[a], "model": ans, "right": ans == person.facts[a]}
+            for a, ans in zip(W.ATTRIBUTES, answers)]
+
+
+def format_report(person: W.Person, rows: list[dict]) -> str:
+    lines = [f"{person.name}: {sum(r['right'] for r in rows)}/{len(rows)} facts recalled",
+             f"{'attribute':<10} {'truth':<18} {'model says':<18}"]
+    lines += [f"{r['attribute']:<10} {r['truth']:<18} {r['model']:<18} {'ok' if r['right'] else 'WRONG'}"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def person_explorer(model, tokenizer, world: W.World, limit: int = 60):
+    """A dropdown of people (pretraining and held-out): pick one, see facts and model answers."""
+    import ipywidgets as widgets
+
+    people = {f"{p.name} ({group})": p for group, ps in
+              (("qa seen", world.qa_seen), ("bio only", world.qa_unseen), ("never seen", world.heldout))
+              for p in ps[: limit // 3]}
+
+    def show(who):
+        person = people[who]
+        print(format_report(person, person_report(model, tokenizer, person)))
+
+    return widgets.interactive(show, who=widgets.Dropdown(options=list(people), description="person"))

@@ -1,0 +1,57 @@
+import math
+
+import pytest
+import torch
+
+from labkit import evaluate, tasks
+from labkit import world as W
+from labkit.pretrain import PretrainConfig, model_config
+from labkit.tokenizer import build_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny random Llama with the course tokenizer (fast, no shipped weights needed)."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    model = LlamaForCausalLM(model_config(tok, PretrainConfig(hidden=32, layers=1, heads=2)))
+    return model.eval(), tok
+
+
+def test_exact_match_agrees_with_greedy_generation(tiny):
+    model, tok = tiny
+    w = W.make_world(0)
+    pairs = [W.qa_pair(p, a) for p in w.qa_seen[:4] for a in W.ATTRIBUTES[:3]]
+    # Make some answers right by construction: use the model's own greedy output as the answer.
+    generated = evaluate.generate(model, tok, [p for p, _ in pairs], max_new_tokens=4)
+    own = [(p, g) for (p, _), g in zip(pairs, generated) if g and W.END.strip() not in g]
+    hits = evaluate.exact_match(model, tok, pairs + own)
+    truth = [g == a for g, (_, a) in zip(generated, pairs)]
+    assert hits[: len(pairs)] == truth
+
+
+def test_perplexity_of_uniform_model_is_vocab_size(tiny):
+    model, tok = tiny
+    for p in model.parameters():
+        torch.nn.init.zeros_(p)
+    ppl = evaluate.perplexity(model, tok, ["Q : who employs Rivi Doko ? A :"])
+    assert math.isclose(ppl, len(tok), rel_tol=1e-4)
+
+
+def test_score_records():
+    gold = ["Fort Tarn ; year 1990", "Fort Rusk ; year 1951"]
+    pred = ["Fort Tarn ; year 1990", "Fort Rusk ; year 1952"]
+    s = tasks.score_records(pred, gold)
+    assert s["field_accuracy"] == 0.75 and s["record_exact"] == 0.5
+
+
+def test_record_pairs_are_fresh_and_split():
+    w = W.make_world(0)
+    train, val = tasks.record_pairs(w, 30, "train"), tasks.record_pairs(w, 30, "eval")
+    assert train == tasks.record_pairs(w, 30, "train")
+    names = lambda ps: {p.split("record of ")[1].rstrip(" :") for p, _ in ps}  # noqa: E731
+    assert not names(train) & names(val)
+    assert not names(train) & {p.name for p in w.pretrain_people + w.heldout}
+    assert all(list(W.parse_record(a)) == list(W.ATTRIBUTES) for _, a in train)

@@ -1,0 +1,71 @@
+"""Every notebook, executed by papermill in the ci profile, with its findings asserted."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NAMES = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+_results: dict = {}
+
+
+def execute(name: str, tmp_path_factory) -> dict:
+    """Run notebook ``name`` in the ci profile into a temporary folder; return its results."""
+    if name not in _results:
+        import papermill as pm
+
+        out = tmp_path_factory.mktemp(name)
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
+            parameters={"profile": "ci", "output_dir": str(out / "results")},
+            kernel_name="python3", language="python", cwd=str(NOTEBOOKS), progress_bar=False)
+        _results[name] = json.loads((out / "results" / "results.json").read_text())
+    return _results[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_source_notebook_is_clean(name):
+    nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1
+    assert "profile" in "".join(tagged[0]["source"]) and "output_dir" in "".join(tagged[0]["source"])
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.notebook
+def test_00_tour(tmp_path_factory):
+    r = execute("00_tour", tmp_path_factory)
+    m, card = r["measured"], r["card"]
+    assert r["profile"] == "ci" and r["model_id"] == "course-base"
+    for key in ("qa_recall", "bio_recall", "reading", "perplexity", "qa_unseen_extraction"):
+        assert key in m and key in card
+    for key, bar in {"qa_recall": 0.85, "bio_recall": 0.85}.items():
+        assert m[key] >= bar, f"{key} {m[key]} below the card's bar {bar}"
+    assert abs(m["reading"] - card["reading"]) < 0.1  # ci probes fewer passages than the card
+    # A never-seen person is unknown to the model: at most chance-level hits.
+    assert r["heldout_person_facts_right"] <= 2
+
+
+@pytest.mark.notebook
+def test_01_full_finetuning(tmp_path_factory):
+    r = execute("01_full_finetuning", tmp_path_factory)
+    before, after = r["before"], r["after"]
+    # The task metric improves by a clear margin over the base model.
+    assert after["field_accuracy"] >= before["field_accuracy"] + 0.3
+    assert after["field_accuracy"] >= 0.5
+    # The hand-written loss and step match the library.
+    assert abs(r["loss_by_hand"] - r["loss_library"]) < 1e-4
+    assert r["one_step_change"] > 1e-4 and r["one_step_gap"] < 0.01 * r["one_step_change"]
+    # Memory: the bill is 16 bytes/param and training needed at least the gradients and states.
+    bill = r["bill_bytes"]
+    assert bill["total"] == 16 * r["parameters"]
+    assert r["peak_memory_bytes"] > r["baseline_memory_bytes"]
+    # Overfitting: validation loss bottoms out before the last epoch; early stopping restores it.
+    o = r["overfit"]
+    assert o["best_step"] < o["last_step"]
+    assert o["val_losses"][-1][1] > o["best_loss"]
+    assert o["val_losses"][0][1] > o["best_loss"]
+    assert abs(o["restored_loss"] - o["best_loss"]) < 1e-3
