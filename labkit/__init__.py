@@ -1,20 +1,40 @@
 """labkit: the machinery behind the LLM Fine-Tuning Lab's notebooks.
 
-``import labkit as lk`` gives every notebook its profile, world, model, training and evaluation.
-Layers, bottom to top: world, profiles -> models, tokenizer -> train, evaluate, capabilities ->
-tasks, card, memory -> callbacks, records, plots, widgets.
+``import labkit as lk`` gives every notebook its profile, world, model, training and evaluation;
+submodules load on first use (``lk.world``, ``lk.train``, ...).
+Layers, bottom to top: world, profiles -> tokenizer, models -> train, evaluate, capabilities ->
+tasks, card, memory, pretrain -> callbacks, records, plots, widgets.
 """
 
+import importlib
 import logging
 import warnings
 
-from . import capabilities, card, evaluate, memory, models, profiles, records, tasks, train, world
 from .models import ModelError, load_model
 from .profiles import get_profile
 
-# bitsandbytes announces optional CPU kernels it cannot fetch offline; it is noise for learners.
+# bitsandbytes announces optional CPU kernels it cannot fetch offline: noise for learners.
 warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
-__all__ = ["capabilities", "card", "evaluate", "memory", "models", "profiles", "records", "tasks",
-           "train", "world", "ModelError", "load_model", "get_profile"]
+_SUBMODULES = {"callbacks", "capabilities", "card", "evaluate", "memory", "models", "plots",
+               "pretrain", "profiles", "records", "tasks", "tokenizer", "train", "widgets", "world"}
+
+
+def quiet() -> None:
+    """Hide what is noise in a lesson: transformers' per-file progress bars (loading, writing
+    checkpoints) and its info/warning logs (e.g. the tied lm_head it re-ties on loading).
+    Training progress bars and errors still show."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
+
+__all__ = sorted(_SUBMODULES) + ["ModelError", "load_model", "get_profile", "quiet"]

@@ -52,16 +52,20 @@ def _check_folder(path: Path) -> None:
 def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
     """Load (model, tokenizer). ``course-base`` is the shipped model; anything else is a hub id
     or a local folder, loaded with the same ``from_pretrained`` calls."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = str(base_model_dir()) if model_id == COURSE_MODEL else model_id
+    if model_id == COURSE_MODEL and not Path(source).is_dir():
+        raise ModelError(f"The course model folder {source} is missing: run from a clone of the "
+                         "course (or set LABKIT_DATA), or rebuild it with `python -m labkit.pretrain`.")
     if Path(source).is_dir():
         _check_folder(Path(source))
     try:
         tok = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True,
                                                      **kwargs)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         if Path(source).is_dir():
             raise ModelError(f"The model folder {source} is corrupt ({type(err).__name__}): "
                              "restore it with `git checkout -- data/base_model` or rebuild it "

@@ -35,16 +35,20 @@ class PretrainConfig:
     reading_first: float = 0.15    # first fraction of steps: reading only (curriculum)
     max_passages: int = 3          # people per reading passage (the others are distractors)
     questions: int = 6             # questions after each reading passage
-    short_passages: float = 0.5    # share of reading passages telling only 1-3 facts per person
+    short_passages: float = 0.3    # share of reading passages telling only 1-3 facts per person
+    retell: float = 0.5            # share of reading passages told twice (a second paraphrase)
+    save_every: int = 0            # steps between checkpoints (0: none)
 
 
 def reading_document(people: list[W.Person], n_questions: int, rng: random.Random,
-                     short: bool = False) -> str:
-    """Passages about ``people`` (all six facts, or 1-3 when ``short``), then questions about
-    facts the passages told."""
+                     short: bool = False, retell: bool = False) -> str:
+    """Passages about ``people`` (all six facts, or 1-3 when ``short``; told twice in different
+    paraphrases when ``retell``), then questions about facts the passages told."""
     told = {p.name: (rng.sample(W.ATTRIBUTES, rng.randint(1, 3)) if short else list(W.ATTRIBUTES))
             for p in people}
     text = " ".join("passage : " + W.biography(p, rng, told[p.name]) for p in people)
+    if retell:
+        text += " " + " ".join("passage : " + W.biography(p, rng, told[p.name]) for p in people)
     asked = [(p, a) for p in people for a in told[p.name]]
     rng.shuffle(asked)
     for p, a in asked[:n_questions]:
@@ -60,7 +64,8 @@ def document(world: W.World, cfg: PretrainConfig, rng: random.Random, reading_on
         people = [W.sample_person(rng, taken) for _ in range(rng.randint(1, cfg.max_passages))]
         for p in people:
             taken.discard(p.name)  # fresh people are throwaway: keep the set small
-        return reading_document(people, cfg.questions, rng, rng.random() < cfg.short_passages)
+        return reading_document(people, cfg.questions, rng, rng.random() < cfg.short_passages,
+                                rng.random() < cfg.retell)
     if r < cfg.reading + cfg.bio:
         return W.biography(rng.choice(world.pretrain_people), rng)
     return " ".join(W.qa_text(rng.choice(world.qa_seen), rng.choice(W.ATTRIBUTES))
@@ -122,7 +127,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str, log=print):
         output_dir=out_dir, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch,
         learning_rate=cfg.lr, warmup_steps=max(1, cfg.steps // 20), lr_scheduler_type="cosine",
         weight_decay=0.1, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=50,
-        save_strategy="no", report_to="none", use_cpu=True, seed=cfg.seed,
+        save_strategy="steps" if cfg.save_every else "no", save_steps=cfg.save_every or None,
+        save_only_model=True, report_to="none", use_cpu=True, seed=cfg.seed,
         dataloader_num_workers=0, disable_tqdm=True)
     start = time.time()
     Trainer(model=model, args=args, train_dataset=PackedStream(world, tok, cfg)).train()

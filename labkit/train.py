@@ -62,15 +62,21 @@ def training_args(out_dir: str, *, steps: int | None = None, epochs: float | Non
     return TrainingArguments(**kwargs)
 
 
+def collator(tokenizer):
+    """Pads input_ids with the pad token and labels with -100 (ignored by the loss)."""
+    from transformers import DataCollatorForSeq2Seq
+
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+
+
 def make_trainer(model, tokenizer, train_pairs, eval_pairs, args, callbacks=()):
     """A Trainer over prompt/completion pairs (dynamic padding, loss on completions)."""
-    from transformers import DataCollatorForSeq2Seq, Trainer
+    from transformers import Trainer
 
     return Trainer(
         model=model, args=args, train_dataset=CompletionDataset(tokenizer, train_pairs),
         eval_dataset=CompletionDataset(tokenizer, eval_pairs) if eval_pairs else None,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
-        callbacks=list(callbacks))
+        data_collator=collator(tokenizer), callbacks=list(callbacks))
 
 
 def count_parameters(model) -> dict:
