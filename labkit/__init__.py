@@ -17,7 +17,7 @@ from .profiles import get_profile
 warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
-_SUBMODULES = {"callbacks", "capabilities", "card", "evaluate", "memory", "models", "plots",
+_SUBMODULES = {"callbacks", "capabilities", "card", "evaluate", "forgetting", "memory", "models", "plots",
                "pretrain", "profiles", "records", "tasks", "tokenizer", "train", "widgets", "world"}
 
 

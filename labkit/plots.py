@@ -54,3 +54,35 @@ def capability_bars(capabilities: dict, card: dict | None = None, title: str = "
     ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
     return fig
+
+
+CAPABILITIES = (("task", "target task (field accuracy)"), ("qa_recall", "fact recall"),
+                ("reading", "in-context reading"), ("perplexity", "perplexity (lower is better)"))
+
+
+def forgetting_curves(runs: dict):
+    """One panel per capability against step, one line per run (``runs[name]['curve']`` rows)."""
+    fig, axes = plt.subplots(1, len(CAPABILITIES), figsize=(15, 3.6))
+    for ax, (key, label) in zip(axes, CAPABILITIES):
+        for name, run in runs.items():
+            steps = [row["step"] for row in run["curve"]]
+            ax.plot(steps, [row[key] for row in run["curve"]], "o-", ms=3, label=name)
+        ax.set(title=label, xlabel="step")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def learning_vs_forgetting(runs: dict, forget_key: str = "qa_recall"):
+    """Target-task gain (x) against capability lost (y), one labelled point per run."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, run in runs.items():
+        first, last = run["curve"][0], run["curve"][-1]
+        x, y = last["task"] - first["task"], first[forget_key] - last[forget_key]
+        ax.scatter(x, y, s=40)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set(xlabel="target task gained (field accuracy)", ylabel=f"{forget_key.replace('_', ' ')} lost",
+           title="learning vs forgetting (down-right is better)")
+    fig.tight_layout()
+    return fig

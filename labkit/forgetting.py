@@ -1,0 +1,98 @@
+"""Catastrophic forgetting: capabilities measured during fine-tuning, and the choices that
+limit it (learning rate, LoRA, training only the top layers, replay of old data).
+Introduced in notebook 02_forgetting.
+"""
+
+from __future__ import annotations
+
+import random
+
+from transformers import TrainerCallback
+
+from . import capabilities as C
+from . import world as W
+from .evaluate import accuracy, perplexity
+from .tasks import record_metric
+
+
+class CapabilityProbe(TrainerCallback):
+    """Every ``every`` steps (and at step 0), measure fact recall, reading, perplexity and the
+    target task on small fixed probes; rows go to ``self.rows``."""
+
+    def __init__(self, tokenizer, world: W.World, task_pairs, every: int, n_people: int = 20):
+        self.tok, self.every = tokenizer, every
+        self.recall = C.recall_pairs(world.qa_seen[:n_people])
+        self.reading, _ = C.reading_pairs(world, 6 * n_people // 2)
+        self.texts = C.heldout_texts(world, n_people)
+        self.task = task_pairs
+        self.rows: list[dict] = []
+
+    def measure(self, model, step: int) -> dict:
+        was_training = model.training
+        row = {"step": step,
+               "qa_recall": accuracy(model, self.tok, self.recall),
+               "reading": accuracy(model, self.tok, self.reading),
+               "perplexity": perplexity(model, self.tok, self.texts),
+               "task": record_metric(model, self.tok, self.task)["field_accuracy"]}
+        model.train(was_training)
+        self.rows.append(row)
+        return row
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.measure(model, 0)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self.measure(model, state.global_step)
+
+
+def lora(model, rank: int, alpha: float | None = None, targets="all-linear", rslora: bool = False):
+    """Wrap ``model`` with PEFT LoRA adapters (alpha defaults to 2 * rank)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else 2 * rank,
+                        target_modules=targets, lora_dropout=0.0, use_rslora=rslora,
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def train_top_layers(model, n_layers: int):
+    """Freeze everything but the last ``n_layers`` transformer blocks and the final norm."""
+    for p in model.parameters():
+        p.requires_grad = False
+    blocks = model.model.layers
+    for block in blocks[len(blocks) - n_layers:]:
+        for p in block.parameters():
+            p.requires_grad = True
+    for p in model.model.norm.parameters():
+        p.requires_grad = True
+    return model
+
+
+def replay_pairs(world: W.World, n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Old data to mix in: pretraining-world questions and biography sentences as completions."""
+    rng = random.Random(f"replay-{seed}-{world.seed}")
+    pairs = []
+    for _ in range(n):
+        person = rng.choice(world.qa_seen)
+        attribute = rng.choice(W.ATTRIBUTES)
+        if rng.random() < 0.5:
+            pairs.append(W.qa_pair(person, attribute))
+        else:
+            pairs.append(W.bio_prompt(person, attribute, rng.randrange(3)))
+    return pairs
+
+
+def forgotten_facts(before_model, after_model, tokenizer, people: list[W.Person]) -> list[dict]:
+    """Facts the first model answered right and the second answers wrong (with both answers)."""
+    from .evaluate import exact_match, generate
+
+    pairs = C.recall_pairs(people)
+    was = exact_match(before_model, tokenizer, pairs)
+    now = exact_match(after_model, tokenizer, pairs)
+    lost = [pair for pair, a, b in zip(pairs, was, now) if a and not b]
+    prompts = [p for p, _ in lost]
+    old = generate(before_model, tokenizer, prompts, max_new_tokens=6)
+    new = generate(after_model, tokenizer, prompts, max_new_tokens=6)
+    return [{"question": p.removeprefix("Q : ").removesuffix(" A :"), "truth": t, "before": o, "after": n}
+            for (p, t), o, n in zip(lost, old, new)]
