@@ -91,9 +91,13 @@ def save_base_model(model, tokenizer, out: str | Path, config, seconds: float) -
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        stages = []
+        if getattr(config, "init", "") and (Path(config.init) / "pretraining.json").is_file():
+            stages = json.loads((Path(config.init) / "pretraining.json").read_text())["stages"]
+        stages.append({"config": asdict(config), "train_seconds": round(seconds, 1), "threads": _threads()})
         (tmp / "pretraining.json").write_text(json.dumps(
-            {"config": asdict(config), "train_seconds": round(seconds, 1),
-             "threads": _threads()}, indent=2) + "\n")
+            {"stages": stages, "train_seconds": round(sum(s["train_seconds"] for s in stages), 1),
+             "config": stages[0]["config"], "threads": _threads()}, indent=2) + "\n")
         _check_folder(tmp)
         if out.exists():
             shutil.rmtree(out)

@@ -38,6 +38,8 @@ class PretrainConfig:
     short_passages: float = 0.3    # share of reading passages telling only 1-3 facts per person
     retell: float = 0.5            # share of reading passages told twice (a second paraphrase)
     save_every: int = 0            # steps between checkpoints (0: none)
+    init: str = ""                 # continue from this model folder (a later stage); "": from scratch
+    stage: int = 1                 # stage number (each stage draws its own documents)
 
 
 def reading_document(people: list[W.Person], n_questions: int, rng: random.Random,
@@ -80,7 +82,7 @@ class PackedStream(IterableDataset):
 
     def __iter__(self):
         cfg = self.cfg
-        rng = random.Random(f"pretrain-{cfg.seed}")
+        rng = random.Random(f"pretrain-{cfg.seed}" + (f"-stage{cfg.stage}" if cfg.stage > 1 else ""))
         taken = set(self.world.taken)
         first = int(cfg.reading_first * cfg.steps * cfg.batch)  # blocks in the reading-only phase
         pending: list[int] = []
@@ -121,7 +123,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str, log=print):
     set_seed(cfg.seed)
     tok = build_tokenizer()
     world = W.make_world(cfg.seed)
-    model = LlamaForCausalLM(model_config(tok, cfg))
+    if cfg.init:
+        model = LlamaForCausalLM.from_pretrained(cfg.init, use_safetensors=True)
+    else:
+        model = LlamaForCausalLM(model_config(tok, cfg))
     log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; config {asdict(cfg)}")
     args = TrainingArguments(
         output_dir=out_dir, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch,

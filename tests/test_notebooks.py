@@ -40,11 +40,12 @@ def test_00_tour(tmp_path_factory):
     r = execute("00_tour", tmp_path_factory)
     m, card = r["measured"], r["card"]
     assert r["profile"] == "ci" and r["model_id"] == "course-base"
-    for key in ("qa_recall", "bio_recall", "reading", "perplexity", "qa_unseen_extraction"):
+    for key in ("qa_recall", "bio_recall", "reading", "reading_k3", "perplexity", "qa_unseen_extraction"):
         assert key in m and key in card
-    for key, bar in {"qa_recall": 0.85, "bio_recall": 0.85}.items():
-        assert m[key] >= bar, f"{key} {m[key]} below the card's bar {bar}"
-    assert abs(m["reading"] - card["reading"]) < 0.1  # ci probes fewer passages than the card
+    # The card's numbers, recomputed from the shipped weights in the notebook, are the card's.
+    for key, value in card.items():
+        assert abs(m[key] - value) <= 0.01 * (value if key == "perplexity" else 1), key
+    assert r["unmet_bars"] is not None
     # A never-seen person is unknown to the model: at most chance-level hits.
     assert r["heldout_person_facts_right"] <= 2
 
@@ -69,3 +70,22 @@ def test_01_full_finetuning(tmp_path_factory):
     assert o["val_losses"][-1][1] > o["best_loss"]
     assert o["val_losses"][0][1] > o["best_loss"]
     assert abs(o["restored_loss"] - o["best_loss"]) < 1e-3
+
+
+@pytest.mark.notebook
+def test_02_forgetting(tmp_path_factory):
+    r = execute("02_forgetting", tmp_path_factory)
+    lost, final = r["recall_lost"], r["final_task"]
+    high, replay, loras = r["high_lr_run"], r["replay_run"], r["lora_runs"]
+    # Capabilities before fine-tuning are the shipped card's numbers.
+    for key, value in r["card"].items():
+        assert abs(r["before"][key] - value) <= 0.01 * (value if key == "perplexity" else 1), key
+    # Both full fine-tuning at the highest lr and LoRA learn the task (a stated minimum) ...
+    for name in [high, *loras]:
+        assert final[name] >= 0.5, (name, final[name])
+    # ... and full fine-tuning forgets clearly more facts than LoRA at the same step count.
+    for name in loras:
+        assert lost[high] >= lost[name] + 0.1, (lost[high], name, lost[name])
+    # Replay loses less than the same run without it.
+    assert lost[replay] <= lost[high] - 0.05
+    assert all(len(run["curve"]) >= 3 for run in r["runs"].values())

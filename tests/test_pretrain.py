@@ -45,3 +45,17 @@ def test_tiny_pretraining_round_trip(tmp_path):
     loaded, tok2 = load_model(str(out))
     ids = tok2("Q : who employs Rivi Doko ? A :", return_tensors="pt").input_ids
     assert torch.allclose(model.eval()(ids).logits, loaded(ids).logits, atol=1e-5)
+
+
+def test_second_stage_continues_and_records_both(tmp_path):
+    import json
+
+    cfg = PretrainConfig(hidden=32, layers=1, heads=2, seq_len=128, batch=2, steps=2)
+    model, tok, seconds = pretrain(cfg, str(tmp_path / "t1"), log=lambda *_: None)
+    first = save_base_model(model, tok, tmp_path / "base_model", cfg, seconds)
+    cfg2 = PretrainConfig(hidden=32, layers=1, heads=2, seq_len=128, batch=2, steps=2, init=str(first), stage=2)
+    model2, tok2, seconds2 = pretrain(cfg2, str(tmp_path / "t2"), log=lambda *_: None)
+    out = save_base_model(model2, tok2, tmp_path / "base_model", cfg2, seconds2)
+    made = json.loads((out / "pretraining.json").read_text())
+    assert [s["config"]["stage"] for s in made["stages"]] == [1, 2]
+    assert made["train_seconds"] == round(sum(s["train_seconds"] for s in made["stages"]), 1)
