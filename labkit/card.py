@@ -28,12 +28,16 @@ Reading is what the pretraining budget has to buy; memorising facts is cheap onc
   So values now carry a marker word ("Fort Tarn", "year 1980", "master baker"): after the marker,
   answering is the copy-what-followed pattern (induction) that names already showed.
 - With markers, reading only, 300 steps: 0.05 - still before the copy circuit forms.
-- The shipped run: markers, 8 heads, passages told twice in different paraphrases half of the time
-  (more copy events per token), the first 25% of steps reading only, then the full mix.
-  Reading rose from 0.03 (step 400) to 0.12 (step 800) and 0.20 (step 1200) before the mix phase's
-  facts started to be memorised.
-Levers not yet tried for lack of time: 6-8 layers, a longer reading-only phase, larger batches once
-the copy circuit has formed, and a budget of up to 60 minutes.
+- The shipped model, stage 1: markers, 8 heads, passages told twice in different paraphrases half
+  of the time (more copy events per token), the first 25% of steps reading only, then the full mix.
+  Reading (a 60-passage probe) rose from 0.03 at step 400 to 0.12 (800), 0.20 (1200), 0.37 (2000)
+  and 0.39 at the end, and per attribute the copy circuit came marker by marker: `year` and `master`
+  at 1.0 while `Fort`, `House`, `pastime` and `colour` were still near chance. QA recall: 0.25.
+- Stage 2 (more biographies and QA, the learning rate warmed up again): QA recall 0.53 and reading
+  0.53 at step 400; QA recall 1.00 and reading 0.68 at step 800.
+- Stage 3 (70% reading, lower learning rate): the numbers in the table above.
+Levers not yet tried for lack of time: 6-8 layers, a longer reading-only phase from the start,
+distractor-heavy passages for k > 1, and larger batches once the copy circuit has formed.
 """
 
 

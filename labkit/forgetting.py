@@ -17,15 +17,17 @@ from .tasks import record_metric
 
 class CapabilityProbe(TrainerCallback):
     """Every ``every`` steps (and at step 0), measure fact recall, reading, perplexity and the
-    target task on small fixed probes; rows go to ``self.rows``."""
+    target task on small fixed probes; rows go to ``self.rows``. Runs that start from the same
+    model can pass the step-0 row as ``initial`` instead of measuring it again."""
 
-    def __init__(self, tokenizer, world: W.World, task_pairs, every: int, n_people: int = 20):
+    def __init__(self, tokenizer, world: W.World, task_pairs, every: int, n_people: int = 20,
+                 initial: dict | None = None):
         self.tok, self.every = tokenizer, every
         self.recall = C.recall_pairs(world.qa_seen[:n_people])
         self.reading, _ = C.reading_pairs(world, 6 * n_people // 2)
         self.texts = C.heldout_texts(world, n_people)
         self.task = task_pairs
-        self.rows: list[dict] = []
+        self.rows: list[dict] = [dict(initial)] if initial else []
 
     def measure(self, model, step: int) -> dict:
         was_training = model.training
@@ -39,7 +41,8 @@ class CapabilityProbe(TrainerCallback):
         return row
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.measure(model, 0)
+        if not self.rows:
+            self.measure(model, 0)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0:

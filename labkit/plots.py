@@ -7,9 +7,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 
-def loss_curves(train, val, title: str = "loss", best_step: int | None = None):
+def loss_curves(train, val, title: str = "loss", best_step: int | None = None, log: bool = False):
     """Training and validation loss against step; ``train``/``val`` are (step, loss) lists."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    if log:
+        ax.set_yscale("log")
     if train:
         ax.plot(*zip(*train), label="train", color="tab:blue", alpha=0.8)
     if val:

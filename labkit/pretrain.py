@@ -148,11 +148,14 @@ def main(argv=None):
     ns = parser.parse_args(argv)
     cfg = PretrainConfig(**{k: v for k, v in vars(ns).items() if k != "out"})
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    model, tok, seconds = pretrain(cfg, ns.out + ".trainer")
-    print(f"trained in {seconds / 60:.1f} min")
+    import shutil
+
     from .models import save_base_model
 
+    model, tok, seconds = pretrain(cfg, ns.out + ".trainer")
+    print(f"trained in {seconds / 60:.1f} min")
     save_base_model(model, tok, ns.out, cfg, seconds)
+    shutil.rmtree(ns.out + ".trainer", ignore_errors=True)  # checkpoints: not part of the model
 
 
 if __name__ == "__main__":

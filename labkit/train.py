@@ -47,7 +47,7 @@ def training_args(out_dir: str, *, steps: int | None = None, epochs: float | Non
         output_dir=out_dir, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size * 2, learning_rate=lr, lr_scheduler_type="constant_with_warmup",
         warmup_steps=0, weight_decay=0.0, logging_steps=eval_every or 1,
-        logging_strategy=strategy, eval_strategy=strategy, eval_steps=eval_every,
+        logging_strategy=strategy, eval_strategy=strategy, eval_steps=eval_every, eval_on_start=True,
         save_strategy=strategy if keep_best else "no", save_steps=eval_every,
         load_best_model_at_end=keep_best, metric_for_best_model="eval_loss" if keep_best else None,
         greater_is_better=False if keep_best else None, save_total_limit=2 if keep_best else None,
@@ -70,13 +70,23 @@ def collator(tokenizer):
 
 
 def make_trainer(model, tokenizer, train_pairs, eval_pairs, args, callbacks=()):
-    """A Trainer over prompt/completion pairs (dynamic padding, loss on completions)."""
+    """A Trainer over prompt/completion pairs (dynamic padding, loss on completions).
+    The text progress bar keeps its bar but not its per-log dictionaries (the live plot shows
+    the losses); in Jupyter, the Trainer's own notebook table is kept."""
     from transformers import Trainer
+    from transformers.trainer_callback import ProgressCallback
 
-    return Trainer(
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    trainer = Trainer(
         model=model, args=args, train_dataset=CompletionDataset(tokenizer, train_pairs),
         eval_dataset=CompletionDataset(tokenizer, eval_pairs) if eval_pairs else None,
         data_collator=collator(tokenizer), callbacks=list(callbacks))
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnly)
+    return trainer
 
 
 def count_parameters(model) -> dict:
