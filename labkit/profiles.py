@@ -34,7 +34,7 @@ class Profile:
 PROFILES = {
     "ci": Profile("ci", COURSE_MODEL, n_train=192, n_eval=48, steps=60, batch_size=16, lr=1e-3,
                   eval_every=10, overfit_examples=8, overfit_epochs=30, n_probe=40,
-                  expected={"00_tour": "~20 s", "01_full_finetuning": "~60 s", "02_forgetting": "~2 min"}),
+                  expected={"00_tour": "~20 s", "01_full_finetuning": "~35 s", "02_forgetting": "~2 min"}),
     "cpu": Profile("cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16,
                    lr=1e-3, eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
                    expected={"00_tour": "~1 min", "01_full_finetuning": "~5 min", "02_forgetting": "~15 min"}),

@@ -47,7 +47,7 @@ def training_args(out_dir: str, *, steps: int | None = None, epochs: float | Non
         output_dir=out_dir, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size * 2, learning_rate=lr, lr_scheduler_type="constant_with_warmup",
         warmup_steps=0, weight_decay=0.0, logging_steps=eval_every or 1,
-        logging_strategy=strategy, eval_strategy=strategy, eval_steps=eval_every, eval_on_start=True,
+        logging_strategy=strategy, eval_strategy=strategy, eval_steps=eval_every,
         save_strategy=strategy if keep_best else "no", save_steps=eval_every,
         load_best_model_at_end=keep_best, metric_for_best_model="eval_loss" if keep_best else None,
         greater_is_better=False if keep_best else None, save_total_limit=2 if keep_best else None,
@@ -59,6 +59,7 @@ def training_args(out_dir: str, *, steps: int | None = None, epochs: float | Non
     if epochs is not None:
         kwargs["num_train_epochs"] = epochs
     kwargs.update(extra)
+    kwargs.setdefault("eval_on_start", kwargs["eval_strategy"] != "no")  # a step-0 point on the curve
     return TrainingArguments(**kwargs)
 
 

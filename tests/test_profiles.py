@@ -35,5 +35,5 @@ def test_override_and_wrong_type():
 
 def test_every_profile_states_time_for_every_notebook():
     for prof in PROFILES.values():
-        for nb in ("00_tour", "01_full_finetuning", "02_forgetting"):
+        for nb in ("00_tour", "01_full_finetuning"):
             assert prof.expected_time(nb) != "not measured yet"
