@@ -24,8 +24,8 @@ def in_notebook() -> bool:
 class LossHistory(TrainerCallback):
     """Collects (step, loss) for training and validation; redraws a live plot in a notebook."""
 
-    def __init__(self, title: str = "loss", live: bool | None = None):
-        self.title = title
+    def __init__(self, title: str = "loss", live: bool | None = None, log: bool = True):
+        self.title, self.log = title, log
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[int, float]] = []
         self.live = in_notebook() if live is None else live
@@ -47,7 +47,7 @@ class LossHistory(TrainerCallback):
 
         from .plots import loss_curves
 
-        fig = loss_curves(self.train, self.val, title=self.title)
+        fig = loss_curves(self.train, self.val, title=self.title, log=self.log)
         if self._handle is None:
             self._handle = display(fig, display_id=True)
         else:

@@ -53,7 +53,7 @@ def capability_bars(capabilities: dict, card: dict | None = None, title: str = "
             if k in card:
                 ax.plot([i - 0.4, i + 0.4], [card[k]] * 2, color="black", lw=1)
     ax.set(ylim=(0, 1.1), title=title, ylabel="exact match")
-    ax.tick_params(axis="x", rotation=45)
+    plt.setp(ax.get_xticklabels(), rotation=40, ha="right")
     fig.tight_layout()
     return fig
 
