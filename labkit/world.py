@@ -9,6 +9,7 @@ Introduced in notebook 00_tour.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 
@@ -76,6 +77,12 @@ WORDS = ["Q", "A", ":", "?", ".", ",", "passage", "record", "of", "the", "is", "
          "year", "founded", "seat", "sector", "head", "field", "=", ";", "name"]
 
 
+@functools.cache
+def _reserved() -> frozenset[str]:
+    """Lower-cased vocabulary words: a name must not be one of them."""
+    return frozenset(w.lower() for w in vocabulary())
+
+
 def vocabulary() -> list[str]:
     """Every whole word the world can write (names excluded: they are built from syllables)."""
     words = set(WORDS) | set(CITIES) | set(JOBS) | set(HOBBIES) | set(COLOURS) | set(YEARS)
@@ -132,7 +139,7 @@ def _name(rng: random.Random, syllables: int) -> str:
 
 def make_name(rng: random.Random, taken: set[str]) -> str:
     """A fresh 'First Last' name (2 + 2 syllables) not in ``taken``; adds it to ``taken``."""
-    reserved = {w.lower() for w in vocabulary()}
+    reserved = _reserved()
     while True:
         first, last = _name(rng, 2), _name(rng, 2)
         name = f"{first} {last}"
