@@ -48,9 +48,9 @@ def reading_document(people: list[W.Person], n_questions: int, rng: random.Rando
     paraphrases when ``retell``), then questions about facts the passages told."""
     told = {p.name: (rng.sample(W.ATTRIBUTES, rng.randint(1, 3)) if short else list(W.ATTRIBUTES))
             for p in people}
-    text = " ".join("passage : " + W.biography(p, rng, told[p.name]) for p in people)
+    text = W.passage(people, rng, told)
     if retell:
-        text += " " + " ".join("passage : " + W.biography(p, rng, told[p.name]) for p in people)
+        text += " " + W.passage(people, rng, told)
     asked = [(p, a) for p in people for a in told[p.name]]
     rng.shuffle(asked)
     for p, a in asked[:n_questions]:

@@ -208,9 +208,10 @@ def qa_text(person: Person, attribute: str) -> str:
     return f"{q} {a} ."
 
 
-def passage(people: list[Person], rng: random.Random) -> str:
-    """A reading passage: a biography of each person in turn, marked as context."""
-    return " ".join("passage : " + biography(p, rng) for p in people)
+def passage(people: list[Person], rng: random.Random, told: dict | None = None) -> str:
+    """A reading passage: a biography of each person in turn, marked as context; ``told`` maps a
+    name to the attributes its biography tells (default: all)."""
+    return " ".join("passage : " + biography(p, rng, (told or {}).get(p.name, ATTRIBUTES)) for p in people)
 
 
 def reading_example(people: list[Person], asked: list[tuple[Person, str]],
