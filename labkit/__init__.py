@@ -2,13 +2,14 @@
 
 ``import labkit as lk`` gives every notebook its profile, world, model, training and evaluation;
 submodules load on first use (``lk.world``, ``lk.train``, ...).
-Layers, bottom to top: world, profiles -> tokenizer, models -> train, evaluate, capabilities ->
+Layers, bottom to top: world, profiles, architectures -> tokenizer, models -> train, evaluate, capabilities ->
 tasks, card, memory, pretrain -> callbacks, records, plots, widgets.
 """
 
 import importlib
 import logging
 import warnings
+from pathlib import Path
 
 from .models import ModelError, load_model
 from .profiles import get_profile
@@ -17,8 +18,8 @@ from .profiles import get_profile
 warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
-_SUBMODULES = {"callbacks", "capabilities", "card", "evaluate", "forgetting", "memory", "models", "plots",
-               "pretrain", "profiles", "records", "tasks", "tokenizer", "train", "widgets", "world"}
+# Every module in this package is a submodule reachable as lk.<name>, loaded on first use.
+_SUBMODULES = {p.stem for p in Path(__file__).parent.glob("[a-z]*.py")}
 
 
 def quiet() -> None:

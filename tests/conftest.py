@@ -1,4 +1,6 @@
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -13,3 +15,25 @@ def base():
     from labkit import load_model
 
     return load_model()
+
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+_results: dict = {}
+
+
+def run_notebook(name: str, tmp_path_factory, **parameters) -> dict:
+    """Run notebook ``name`` in the ci profile into a temporary folder; return its results.json.
+
+    Runs are cached per (name, parameters) for the test session, so several tests can assert on one run.
+    """
+    key = (name, tuple(sorted(parameters.items())))
+    if key not in _results:
+        import papermill as pm
+
+        out = tmp_path_factory.mktemp(name)
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
+            parameters={"profile": "ci", "output_dir": str(out / "results"), **parameters},
+            kernel_name="python3", language="python", cwd=str(NOTEBOOKS), progress_bar=False)
+        _results[key] = json.loads((out / "results" / "results.json").read_text())
+    return _results[key]

@@ -4,24 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-_results: dict = {}
-
-
-def execute(name: str, tmp_path_factory) -> dict:
-    """Run notebook ``name`` in the ci profile into a temporary folder; return its results."""
-    if name not in _results:
-        import papermill as pm
-
-        out = tmp_path_factory.mktemp(name)
-        pm.execute_notebook(
-            str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
-            parameters={"profile": "ci", "output_dir": str(out / "results")},
-            kernel_name="python3", language="python", cwd=str(NOTEBOOKS), progress_bar=False)
-        _results[name] = json.loads((out / "results" / "results.json").read_text())
-    return _results[name]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -37,7 +23,7 @@ def test_source_notebook_is_clean(name):
 
 @pytest.mark.notebook
 def test_00_tour(tmp_path_factory):
-    r = execute("00_tour", tmp_path_factory)
+    r = run_notebook("00_tour", tmp_path_factory)
     m, card = r["measured"], r["card"]
     assert r["profile"] == "ci" and r["model_id"] == "course-base"
     for key in ("qa_recall", "bio_recall", "reading", "reading_k3", "perplexity", "qa_unseen_extraction"):
@@ -52,7 +38,7 @@ def test_00_tour(tmp_path_factory):
 
 @pytest.mark.notebook
 def test_01_full_finetuning(tmp_path_factory):
-    r = execute("01_full_finetuning", tmp_path_factory)
+    r = run_notebook("01_full_finetuning", tmp_path_factory)
     before, after = r["before"], r["after"]
     # The task metric improves by a clear margin over the base model.
     assert after["field_accuracy"] >= before["field_accuracy"] + 0.3
