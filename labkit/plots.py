@@ -70,21 +70,30 @@ def forgetting_curves(runs: dict):
             steps = [row["step"] for row in run["curve"]]
             ax.plot(steps, [row[key] for row in run["curve"]], "o-", ms=3, label=name)
         ax.set(title=label, xlabel="step")
+        if key == "perplexity":
+            ax.set_yscale("log")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def learning_vs_forgetting(runs: dict, forget_key: str = "qa_recall"):
-    """Target-task gain (x) against capability lost (y), one labelled point per run."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for name, run in runs.items():
-        first, last = run["curve"][0], run["curve"][-1]
-        x, y = last["task"] - first["task"], first[forget_key] - last[forget_key]
-        ax.scatter(x, y, s=40)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set(xlabel="target task gained (field accuracy)", ylabel=f"{forget_key.replace('_', ' ')} lost",
-           title="learning vs forgetting (down-right is better)")
+def learning_vs_forgetting(runs: dict, forget_keys=("qa_recall", "reading")):
+    """Target-task gain (x) against each capability lost (y, one panel per key), a point per run.
+    Runs that land on the same point share one label."""
+    fig, axes = plt.subplots(1, len(forget_keys), figsize=(5.5 * len(forget_keys), 4.2), squeeze=False)
+    for ax, key in zip(axes[0], forget_keys):
+        points: dict[tuple, list[str]] = {}
+        for name, run in runs.items():
+            first, last = run["curve"][0], run["curve"][-1]
+            x, y = last["task"] - first["task"], first[key] - last[key]
+            ax.scatter(x, y, s=40)
+            points.setdefault((round(x, 2), round(y, 2)), []).append(name)
+        for (x, y), names in points.items():
+            ax.annotate(" & ".join(names), (x, y), textcoords="offset points", xytext=(-4, 6), fontsize=8,
+                        ha="right")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(xlabel="target task gained (field accuracy)", ylabel=f"{key.replace('_', ' ')} lost",
+               title=f"learning vs {key.replace('_', ' ')} lost (down-right is better)",
+               xlim=(-0.05, 1.08), ylim=(-0.08, 1.08))
     fig.tight_layout()
     return fig
