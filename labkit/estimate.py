@@ -12,8 +12,12 @@ Every term is counted from the shapes, not fitted to a measurement:
 - activations: what autograd saves per token and layer for a Llama block (norms, q/k/v, attention
   output and log-sum-exp, the four MLP tensors, the LoRA bottlenecks), plus the log-softmax of the
   logits; with gradient checkpointing only each block's input, plus one block recomputed.
-- workspace: the largest short-lived buffer (logits and their gradient in the loss, AdamW's
-  per-tensor temporaries, a 4-bit weight dequantized for a matmul).
+- workspace: short-lived buffers (the loss's fp32 gradients of the logits, a 4-bit weight
+  dequantized for its matmul, a tied embedding's second gradient, the 8-bit optimizer's CPU
+  temporaries).
+The peak is taken at the larger of two moments, not as the sum of every part: the start of
+backward (activations, no gradients yet) and the end of backward / the update (all gradients,
+activations freed).
 Introduced in notebook 04_qlora_memory.
 """
 
@@ -82,20 +86,15 @@ def _adam8_bytes(n: int) -> float:
     return 2 * n + 2 * 4 * -(-n // 256) if n >= 4096 else 8 * n
 
 
-def _step_workspace(ts, s: Setup, wb: int) -> float:
-    """Temporaries of one optimizer step. CUDA: torch's foreach AdamW takes the square root of all
-    second moments at once (one copy of them); bitsandbytes' fused 8-bit kernel needs none. CPU:
-    torch's AdamW goes tensor by tensor (two temporaries of the largest); bitsandbytes' CPU path
-    computes in fp32 PyTorch ops (three temporaries of a 32-bit tensor, five of an 8-bit one)."""
-    size = {"lora": 4}
-    trainable = [(kind, n, size.get(kind, wb if s.method == "full" else 4)) for kind, n, t in ts if t]
-    if s.optimizer == "adamw":
-        nbytes = [n * b for _, n, b in trainable]
-        return float(sum(nbytes) if s.device == "cuda" else 2 * max(nbytes))
-    if s.device == "cuda":
+def _step_workspace(ts, s: Setup) -> float:
+    """Temporaries of one optimizer step. AdamW is the Trainer's default fused kernel (no
+    temporaries), as is bitsandbytes' 8-bit kernel on CUDA; bitsandbytes' CPU path computes in
+    fp32 PyTorch ops: three temporaries of a 32-bit-state tensor, five of an 8-bit one."""
+    if s.optimizer == "adamw" or s.device == "cuda":
         return 0.0
-    n32 = [n for kind, n, _ in trainable if kind == "embed" or n < 4096]
-    n8 = [n for kind, n, _ in trainable if not (kind == "embed" or n < 4096)]
+    trainable = [(kind, n) for kind, n, t in ts if t]
+    n32 = [n for kind, n in trainable if kind == "embed" or n < 4096]
+    n8 = [n for kind, n in trainable if not (kind == "embed" or n < 4096)]
     return 4.0 * max(3 * max(n32, default=0), 5 * max(n8, default=0))
 
 
@@ -136,7 +135,7 @@ def estimate(arch: Architecture | str, setup: Setup | None = None, **changes) ->
             if s.optimizer == "adamw8bit":  # the Trainer keeps embeddings' states in 32 bits
                 optim += 8 * n if kind == "embed" else _adam8_bytes(n)
             else:
-                optim += n * (2 * size + (4 if s.mixed_precision and size < 4 else 0))
+                optim += n * (12 if s.mixed_precision and size < 4 else 2 * size)  # fp32 master + 2 moments
     tokens = s.batch * s.seq_len
     act = activation_bytes_per_token(arch, s)
     L = arch.num_hidden_layers
@@ -144,7 +143,9 @@ def estimate(arch: Architecture | str, setup: Setup | None = None, **changes) ->
         activations = tokens * (L * act["ckpt_block"] + act["block"] + act["head"])
     else:
         activations = tokens * (L * act["block"] + act["head"])
-    step_ws = _step_workspace(ts, s, wb)
+    step_ws = _step_workspace(ts, s)
+    if s.method == "full" and arch.tie_word_embeddings:  # the embedding's gradient, before it is added
+        step_ws += arch.vocab_size * arch.hidden_size * wb  # to the lm_head's (same tensor, tied)
     pass_ws = tokens * arch.vocab_size * 8  # the loss's fp32 gradients of log-softmax and logits
     if s.method == "qlora":  # the largest 4-bit weight dequantized for its matmul
         pass_ws += max(o * i for o, i in arch.linear_shapes().values()) * BYTES[s.dtype]
@@ -223,3 +224,21 @@ def architecture_for(model) -> Architecture:
     import math
 
     return min(ARCHITECTURES.values(), key=lambda a: abs(math.log(a.parameter_count() / (billions * 1e9))))
+
+
+def accelerate_estimate(arch: Architecture | str) -> dict:
+    """What ``accelerate estimate-memory`` reports for ``arch`` in fp32: the model's size (loading)
+    and its "training using Adam" column, which is the largest of model, gradients, optimizer and
+    step, not their sum, with no activations (computed with accelerate's own functions)."""
+    from accelerate import init_empty_weights
+    from accelerate.commands.estimate import estimate_training_usage
+    from accelerate.utils import calculate_maximum_sizes
+    from transformers import AutoModelForCausalLM
+
+    arch = get_architecture(arch) if isinstance(arch, str) else arch
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(arch.llama_config())
+    total, _ = calculate_maximum_sizes(model)
+    fp32, bf16 = estimate_training_usage(total, "float32"), estimate_training_usage(total, "bfloat16")
+    return {"load_bytes": float(total), "training_fp32_bytes": float(max(fp32.values())),
+            "training_bf16_bytes": float(max(bf16.values())), "parts_bf16": {k: float(v) for k, v in bf16.items()}}

@@ -5,6 +5,7 @@ full fine-tuning (weights, gradients, optimizer states). Introduced in notebook 
 from __future__ import annotations
 
 import resource
+from dataclasses import dataclass
 import sys
 
 import torch
@@ -164,7 +165,7 @@ def _trainer(model, data, batch, steps, optimizer, checkpointing):
 
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(prefix="mem-"), per_device_train_batch_size=batch, max_steps=steps,
-        learning_rate=1e-4, optim={"adamw": "adamw_torch", "adamw8bit": "adamw_bnb_8bit"}[optimizer],
+        learning_rate=1e-4, optim={"adamw": "adamw_torch_fused", "adamw8bit": "adamw_bnb_8bit"}[optimizer],
         gradient_checkpointing=checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False},
         report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no",
         use_cpu=not torch.cuda.is_available(), bf16=False, fp16=False, dataloader_num_workers=0,
@@ -259,3 +260,38 @@ def _measure(config: dict) -> dict:
 
     transformers.utils.logging.set_verbosity_error()
     return measure_training(**config)
+
+
+@dataclass(frozen=True)
+class MemoryLab:
+    """Sizes of notebook 04 per profile."""
+
+    ladder: tuple  # (architecture name, overrides) rungs whose weights are loaded in every format
+    train: tuple   # (architecture name, overrides) of the model whose training peaks are measured
+    batch: int     # sequences per measured training step
+    seq_len: int   # tokens per sequence in the measured steps
+    steps: int     # Trainer steps per measured configuration (the 2nd has optimizer states and activations)
+    lora_steps: int  # LoRA vs QLoRA on the course task: optimiser steps each
+    lora_lr: float   # LoRA learning rate
+    lora_rank: int   # LoRA rank (every linear layer of the blocks)
+
+
+_SMALL_VOCAB = {"vocab_size": 8192}
+MEMORY_LABS = {
+    "ci": MemoryLab(ladder=(("SmolLM2-135M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
+                            ("SmolLM2-360M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
+                            ("SmolLM2-1.7B", {"num_hidden_layers": 1, **_SMALL_VOCAB})),
+                    train=("SmolLM2-135M", {"num_hidden_layers": 4, **_SMALL_VOCAB}),
+                    batch=2, seq_len=128, steps=2, lora_steps=30, lora_lr=3e-3, lora_rank=16),
+    "cpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {})),
+                     train=("SmolLM2-135M", {"num_hidden_layers": 12}),
+                     batch=4, seq_len=256, steps=3, lora_steps=150, lora_lr=3e-3, lora_rank=16),
+    "gpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {}), ("SmolLM2-1.7B", {})),
+                     train=("SmolLM2-360M", {}),
+                     batch=8, seq_len=512, steps=3, lora_steps=300, lora_lr=5e-4, lora_rank=16),
+}
+
+
+def memory_lab(profile) -> MemoryLab:
+    """Notebook 04's sizes for ``profile`` (a Profile or its name)."""
+    return MEMORY_LABS[getattr(profile, "name", profile)]

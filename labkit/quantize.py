@@ -78,7 +78,20 @@ def load(path, fmt: str, **kwargs):
     dtype = torch.bfloat16 if fmt == "bf16" else (compute_dtype() if q is not None else torch.float32)
     if q is not None and torch.cuda.is_available():
         kwargs.setdefault("device_map", {"": 0})
-    return AutoModelForCausalLM.from_pretrained(path, quantization_config=q, dtype=dtype, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=q, dtype=dtype, **kwargs)
+    return avoid_cpu_repacking(model)
+
+
+def avoid_cpu_repacking(model):
+    """bitsandbytes 0.50 repacks a 4-bit weight for its AVX512-BF16 CPU kernel at inference, and
+    needs the output size a multiple of 32 and the input one of 64: the course model's MLP (682) is not. Such
+    layers keep the generic path (same numbers, a little slower)."""
+    import bitsandbytes as bnb
+
+    for mod in model.modules():
+        if isinstance(mod, bnb.nn.Linear4bit) and (mod.out_features % 32 or mod.in_features % 64):
+            mod.support_avx512bf16_for_cpu = False
+    return model
 
 
 def _tensor_bytes(tensors) -> int:
