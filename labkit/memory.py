@@ -5,8 +5,8 @@ full fine-tuning (weights, gradients, optimizer states). Introduced in notebook 
 from __future__ import annotations
 
 import resource
-from dataclasses import dataclass
 import sys
+from dataclasses import dataclass
 
 import torch
 
@@ -279,10 +279,9 @@ class MemoryLab:
 _SMALL_VOCAB = {"vocab_size": 8192}
 MEMORY_LABS = {
     "ci": MemoryLab(ladder=(("SmolLM2-135M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
-                            ("SmolLM2-360M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
-                            ("SmolLM2-1.7B", {"num_hidden_layers": 1, **_SMALL_VOCAB})),
-                    train=("SmolLM2-135M", {"num_hidden_layers": 4, **_SMALL_VOCAB}),
-                    batch=2, seq_len=128, steps=2, lora_steps=30, lora_lr=3e-3, lora_rank=16),
+                            ("SmolLM2-360M", {"num_hidden_layers": 3, **_SMALL_VOCAB})),
+                    train=("SmolLM2-135M", {"num_hidden_layers": 3, **_SMALL_VOCAB}),
+                    batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16),
     "cpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {})),
                      train=("SmolLM2-135M", {"num_hidden_layers": 12}),
                      batch=4, seq_len=256, steps=3, lora_steps=150, lora_lr=3e-3, lora_rank=16),

@@ -83,13 +83,16 @@ def load(path, fmt: str, **kwargs):
 
 
 def avoid_cpu_repacking(model):
-    """bitsandbytes 0.50 repacks a 4-bit weight for its AVX512-BF16 CPU kernel at inference, and
-    needs the output size a multiple of 32 and the input one of 64: the course model's MLP (682) is not. Such
-    layers keep the generic path (same numbers, a little slower)."""
+    """Keep every 4-bit layer on bitsandbytes' generic CPU path. bitsandbytes 0.50 repacks a 4-bit
+    weight for its AVX512-BF16 kernel the first time the layer runs in eval mode without gradients
+    (the Trainer's evaluation does that), and the repacked layer then computes through an op with no
+    autograd formula even in training (PyTorch warns "gemv_4bit: an autograd kernel was not
+    registered"): gradients would stop flowing through the base. The repacking also fails outright on
+    widths that are not multiples of 32/64, like the course model's 682-wide MLP."""
     import bitsandbytes as bnb
 
     for mod in model.modules():
-        if isinstance(mod, bnb.nn.Linear4bit) and (mod.out_features % 32 or mod.in_features % 64):
+        if isinstance(mod, bnb.nn.Linear4bit):
             mod.support_avx512bf16_for_cpu = False
     return model
 
