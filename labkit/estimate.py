@@ -100,15 +100,20 @@ def _step_workspace(ts, s: Setup) -> float:
 
 def activation_bytes_per_token(arch: Architecture, s: Setup) -> dict:
     """Bytes autograd keeps per token: ``block`` (one decoder layer, all it saves), ``ckpt_block``
-    (one layer under checkpointing: its input) and ``head`` (final norm and log-softmax)."""
+    (one layer under checkpointing: its input) and ``head`` (final norm and log-softmax, less the
+    first block's input where nothing below it trains)."""
     a = BYTES[s.dtype]
     h, i, heads = arch.hidden_size, arch.intermediate_size, arch.num_attention_heads
     kv = arch.num_key_value_heads * arch.head_dim
     norm = 3 * h if s.method == "full" else 2 * h  # x, (x*rsqrt if the norm weight trains), output
     lora = 7 * s.lora_rank if s.method != "full" else 0  # each lora_A's output, saved by lora_B
     block = a * (2 * norm + h + 2 * kv + h + 4 * i + lora) + 4 * (heads + 2)  # + lse, rsqrt (fp32)
-    head = a * norm + 4 * arch.vocab_size  # final norm; log-softmax of the logits in fp32
-    return {"block": block, "ckpt_block": a * h, "head": head}
+    # final norm (its output is kept only if lm_head trains); log-softmax of the logits in fp32
+    head = a * (norm if s.method == "full" else h) + 4 * arch.vocab_size
+    # With a frozen embedding the first block's input needs no gradient, so it is not kept
+    # (unless checkpointing, which makes the input require grad to recompute through it).
+    first = -a * h if s.method != "full" and not s.checkpointing else 0
+    return {"block": block, "ckpt_block": a * h, "head": head + first}
 
 
 def estimate(arch: Architecture | str, setup: Setup | None = None, **changes) -> dict:

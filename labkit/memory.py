@@ -170,7 +170,11 @@ def _trainer(model, data, batch, steps, optimizer, checkpointing):
         report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no",
         use_cpu=not torch.cuda.is_available(), bf16=False, fp16=False, dataloader_num_workers=0,
         disable_tqdm=True, max_grad_norm=1.0, seed=0)
-    return Trainer(model=model, args=args, train_dataset=data)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer = Trainer(model=model, args=args, train_dataset=data)
+    trainer.remove_callback(PrinterCallback)  # no metrics dictionary printed by each process
+    return trainer
 
 
 def _warm_up(method, checkpointing, optimizer, dtype):
@@ -232,7 +236,7 @@ def _vocab(path) -> int:
     return json.loads((Path(path) / "config.json").read_text())["vocab_size"]
 
 
-PRELOAD = ["torch", "transformers", "peft", "bitsandbytes", "labkit.quantize", "labkit.memory"]
+PRELOAD = ["labkit", "torch", "transformers", "peft", "bitsandbytes", "labkit.quantize", "labkit.memory"]
 
 
 def measure_in_fresh_process(configs: list[dict], workers: int = 2) -> list[dict]:
@@ -259,6 +263,7 @@ def _measure(config: dict) -> dict:
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     return measure_training(**config)
 
 
