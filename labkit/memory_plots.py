@@ -56,8 +56,9 @@ def estimate_vs_measured(labels, measured, estimated, title: str = "estimator vs
     m = [v / 2**20 for v in measured]
     e = [v / 2**20 for v in estimated]
     ax.scatter(m, e)
-    for x, y, lab in zip(m, e, labels):
-        ax.annotate(f"{lab} {y / x - 1:+.0%}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for k, (x, y, lab) in enumerate(zip(m, e, labels)):
+        ax.annotate(f"{lab} {y / x - 1:+.0%}", (x, y), fontsize=7, textcoords="offset points",
+                    xytext=(6, -12) if k % 2 else (-6, 6), ha="left" if k % 2 else "right")
     hi = max(m + e) * 1.1
     ax.plot([0, hi], [0, hi], "k--", lw=0.8)
     ax.fill_between([0, hi], [0, 0.85 * hi], [0, 1.15 * hi], color="grey", alpha=0.15, label="±15%")
