@@ -279,6 +279,7 @@ class MemoryLab:
     lora_steps: int  # LoRA vs QLoRA on the course task: optimiser steps each
     lora_lr: float   # LoRA learning rate
     lora_rank: int   # LoRA rank (every linear layer of the blocks)
+    workers: int = 1  # fresh processes measuring at the same time (memory adds up: 1 on Binder's 2 GB)
 
 
 _SMALL_VOCAB = {"vocab_size": 8192}
@@ -286,9 +287,9 @@ MEMORY_LABS = {
     "ci": MemoryLab(ladder=(("SmolLM2-135M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
                             ("SmolLM2-360M", {"num_hidden_layers": 3, **_SMALL_VOCAB})),
                     train=("SmolLM2-135M", {"num_hidden_layers": 3, **_SMALL_VOCAB}),
-                    batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16),
-    "cpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {})),
-                     train=("SmolLM2-135M", {"num_hidden_layers": 12}),
+                    batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16, workers=2),
+    "cpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {"num_hidden_layers": 8})),
+                     train=("SmolLM2-135M", {"num_hidden_layers": 6, "vocab_size": 16384}),
                      batch=4, seq_len=256, steps=3, lora_steps=150, lora_lr=3e-3, lora_rank=16),
     "gpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {}), ("SmolLM2-1.7B", {})),
                      train=("SmolLM2-360M", {}),
