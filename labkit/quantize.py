@@ -154,14 +154,3 @@ def linear_bits(model) -> float:
         return fp["bits_per_param"]
     lin = [m.weight for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and ".layers." in n]
     return 8 * _tensor_bytes(lin) / sum(w.numel() for w in lin)
-
-
-def by_layer_kind(model) -> dict:
-    """Bytes per kind of parameter: {'linear (blocks)', 'embeddings', 'norms', 'lm_head'}."""
-    qb = {}
-    for name, mod in model.named_modules():
-        if hasattr(mod, "weight") and mod.weight is not None and not list(mod.children()):
-            kind = ("embeddings" if "embed" in name else "lm_head" if "lm_head" in name
-                    else "norms" if "norm" in name else "linear (blocks)")
-            qb[kind] = qb.get(kind, 0) + _tensor_bytes([mod.weight, *_quant_state_tensors(mod.weight)])
-    return qb
