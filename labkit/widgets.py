@@ -37,3 +37,26 @@ def person_explorer(model, tokenizer, world: W.World, limit: int = 60):
         print(format_report(person, person_report(model, tokenizer, person)))
 
     return widgets.interactive(show, who=widgets.Dropdown(options=list(people), description="person"))
+
+
+def memory_calculator():
+    """Model, method, batch, sequence length, checkpointing and card -> stacked bar and a verdict.
+    A shell over ``labkit.estimate.calculator`` (pure, tested). Introduced in notebook 04_qlora_memory."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from . import estimate, memory_plots
+
+    def show(model, method, batch, seq_len, checkpointing, card):
+        result = estimate.calculator(model, method, batch, seq_len, checkpointing, card)
+        print(result["verdict"]["text"])
+        memory_plots.calculator_bar(result)
+        plt.show()
+
+    return widgets.interactive(
+        show, model=widgets.Dropdown(options=list(estimate.ARCHITECTURES), value="Llama-2-7B", description="model"),
+        method=widgets.Dropdown(options=list(estimate.METHODS), value="qlora", description="method"),
+        batch=widgets.IntSlider(value=1, min=1, max=32, description="batch"),
+        seq_len=widgets.Dropdown(options=[256, 512, 1024, 2048, 4096], value=512, description="seq len"),
+        checkpointing=widgets.Checkbox(value=True, description="checkpointing"),
+        card=widgets.Dropdown(options=list(estimate.CARDS), value="T4 16 GB", description="card"))

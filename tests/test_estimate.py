@@ -1,0 +1,93 @@
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from labkit import architectures, estimate, memory
+
+ARCH = architectures.get_architecture("SmolLM2-135M").scaled(num_hidden_layers=2, vocab_size=1024)
+
+
+def test_full_mixed_precision_adam_is_16_bytes_per_param():
+    e = estimate.estimate("Llama-2-7B", method="full", mixed_precision=True, dtype="bf16")
+    assert (e["weights"] + e["gradients"] + e["optimizer"]) / e["params"] == pytest.approx(16)
+
+
+def test_qlora_weights_count_nf4_and_fp32_upcast():
+    arch = architectures.get_architecture("Llama-2-7B")
+    e = estimate.estimate(arch, method="qlora", double_quant=True)
+    linear = arch.num_hidden_layers * sum(o * i for o, i in arch.linear_shapes().values())
+    other = arch.parameter_count() - linear
+    lora = e["trainable_params"]
+    assert e["weights"] == pytest.approx(linear * 4.127 / 8 + 4 * other + 4 * lora, rel=1e-3)
+    assert estimate.quant_bits(False) == 4.5
+
+
+def test_checkpointing_and_lora_and_8bit_save_memory():
+    base = dict(batch=4, seq_len=1024)
+    full = estimate.estimate("Llama-2-7B", method="full", **base)
+    lora = estimate.estimate("Llama-2-7B", method="lora", **base)
+    qlora = estimate.estimate("Llama-2-7B", method="qlora", **base)
+    assert full["total"] > lora["total"] > qlora["total"]
+    no_ckpt = estimate.estimate("Llama-2-7B", method="qlora", checkpointing=False, **base)
+    assert no_ckpt["activations"] > 5 * qlora["activations"]
+    fp32 = estimate.estimate("Llama-2-7B", method="full", dtype="fp32", **base)
+    eight = estimate.estimate("Llama-2-7B", method="full", dtype="fp32", optimizer="adamw8bit", **base)
+    assert eight["optimizer"] < 0.3 * fp32["optimizer"]
+
+
+def test_peak_is_the_larger_moment_not_the_sum():
+    e = estimate.estimate(ARCH, method="full", dtype="fp32", batch=1, seq_len=16)
+    assert e["phase"] == "update" and e["total"] < e["sum_of_parts"]
+    assert sum(estimate.at_peak(e).values()) == pytest.approx(e["total"])
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "qlora"])
+def test_activation_term_matches_what_autograd_saves(tmp_path, method):
+    """Our per-token activation count against the tensors autograd really saves for backward."""
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(ARCH.llama_config()).save_pretrained(tmp_path)
+    model = memory.load_for_training(str(tmp_path), method).train()
+    ids = torch.randint(0, ARCH.vocab_size, (2, 64))
+    counted = memory.saved_activation_bytes(model, ids)
+    est = estimate.estimate(ARCH, method=method, dtype="fp32", batch=2, seq_len=64, checkpointing=False)
+    assert est["activations"] == pytest.approx(counted, rel=0.05)
+
+
+def test_verdict_and_cards():
+    assert estimate.verdict(30e9, "A6000 48 GB")["fits"]
+    assert not estimate.verdict(46e9, "A6000 48 GB")["fits"]  # 90% usable
+    with pytest.raises(ValueError, match="Unknown card"):
+        estimate.verdict(1, "V100 7 GB")
+    rows = estimate.cards_table(["Llama-2-7B", "LLaMA-65B"], {"full": estimate.Setup(method="full"),
+                                                              "qlora": estimate.Setup()})
+    assert len(rows) == 4 and all(set(estimate.CARDS) <= set(r) for r in rows)
+    assert rows[3]["A6000 48 GB"] and not rows[2]["H100 80 GB"]
+
+
+def test_calculator_is_pure_and_says_65b_qlora_fits_48gb():
+    q = estimate.calculator("LLaMA-65B", "qlora", 1, 512, True, "A6000 48 GB")
+    f = estimate.calculator("LLaMA-65B", "full", 1, 512, True, "A6000 48 GB")
+    assert q["verdict"]["fits"] and not f["verdict"]["fits"]
+    assert q == estimate.calculator("LLaMA-65B", "qlora", 1, 512, True, "A6000 48 GB")
+    assert sum(q["parts_gb"].values()) >= q["total_gb"]
+    assert estimate.calculator("7")["model"] == "Llama-2-7B"
+    with pytest.raises(ValueError, match="Unknown model"):
+        estimate.calculator("GPT-9")
+    with pytest.raises(ValueError, match="Unknown method"):
+        estimate.calculator("Llama-2-7B", method="dpo")
+
+
+def test_accelerate_reports_the_largest_part_only():
+    acc = estimate.accelerate_estimate(ARCH)
+    assert acc["load_bytes"] >= 4 * ARCH.parameter_count()  # fp32 (it counts a tied lm_head again)
+    assert acc["training_bf16_bytes"] == pytest.approx(2 * acc["load_bytes"], rel=0.01)  # 8 B/param
+
+
+def test_widget_calls_the_pure_function():
+    ipywidgets = pytest.importorskip("ipywidgets")
+    from labkit import widgets
+
+    w = widgets.memory_calculator()
+    assert isinstance(w, ipywidgets.interactive)
+    w.children[1].value = "full"  # method
+    assert w.kwargs["method"] == "full"

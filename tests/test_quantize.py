@@ -1,0 +1,84 @@
+import sys
+from unittest import mock
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig
+
+from labkit import quantize
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny")
+    cfg = LlamaConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=1, num_attention_heads=4,
+                      num_key_value_heads=4, vocab_size=128)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
+    return str(path)
+
+
+def _one_sentence(msg: str) -> None:
+    assert "\n" not in msg and "Traceback" not in msg and msg.endswith(".")
+    assert msg.count(". ") == 0  # one sentence, no second one
+
+
+def test_missing_bitsandbytes_is_one_sentence(tiny_path):
+    with mock.patch.dict(sys.modules, {"bitsandbytes.functional": None}):
+        with pytest.raises(quantize.QuantizationUnavailable) as err:
+            quantize.load(tiny_path, "nf4-dq")
+    _one_sentence(str(err.value))
+    assert "pip install" in str(err.value)
+
+
+def test_missing_4bit_kernel_is_one_sentence(tiny_path):
+    import bitsandbytes.functional as bnbf
+
+    def no_kernel(*args, **kwargs):
+        raise NotImplementedError("No kernel for quantize_4bit on this device (deep inside bitsandbytes)")
+
+    with mock.patch.object(bnbf, "quantize_4bit", no_kernel):
+        with pytest.raises(quantize.QuantizationUnavailable) as err:
+            quantize.load(tiny_path, "nf4")
+    _one_sentence(str(err.value))
+    assert "cpu" in str(err.value) and "deep inside" not in str(err.value)
+    quantize.check_backend("fp32")  # 16/32-bit needs no backend
+
+
+def test_unknown_format():
+    with pytest.raises(ValueError, match="Unknown format"):
+        quantize.quantization_config("nf3")
+
+
+def test_nf4_asked_by_name():
+    assert quantize.quantization_config("nf4").bnb_4bit_quant_type == "nf4"
+    assert quantize.quantization_config("fp4").bnb_4bit_quant_type == "fp4"
+    assert quantize.quantization_config("nf4-dq").bnb_4bit_use_double_quant
+
+
+@pytest.mark.parametrize("fmt", ["nf4", "nf4-dq", "fp32"])
+def test_bits_per_parameter_match_theory(tiny_path, fmt):
+    model = quantize.load(tiny_path, fmt)
+    bits = quantize.linear_bits(model)
+    assert abs(bits / quantize.THEORY_BITS[fmt] - 1) < 0.05, bits
+    fp = quantize.footprint(model)
+    if fmt != "fp32":  # embeddings and norms stay unquantized, in fp32 on the CPU
+        assert fp["unquantized_params"] == 2 * 128 * 256 + 3 * 256  # embeddings, untied lm_head, norms
+        assert fp["unquantized_bytes"] >= 4 * fp["unquantized_params"]
+
+
+def test_gradient_flows_through_4bit_layer_after_evaluation(tiny_path):
+    """An evaluation pass (eval mode, no grad) must not switch the 4-bit layers to a path that
+    drops the gradient with respect to their input (bitsandbytes 0.50's CPU repacking)."""
+    import bitsandbytes as bnb
+
+    model = quantize.load(tiny_path, "nf4")
+    layer = next(m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+    x = torch.randn(4, 256)
+    layer.eval()
+    with torch.no_grad():
+        layer(x)
+    layer.train()
+    xg = x.clone().requires_grad_(True)
+    layer(xg).sum().backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
