@@ -137,21 +137,23 @@ class DenseIndex:
 
 # --- prompts and evaluation -------------------------------------------------------------------
 
-def rag_prompt(passages: list[str], question: str) -> str:
-    """Retrieved passages (best one last, nearest the question), then the question."""
-    return " ".join(f"passage : {p}" for p in reversed(passages)) + f" {question}"
+def rag_prompt(passages: list[str], question: str, best_first: bool = True) -> str:
+    """Retrieved passages (best first, or best last: nearest the question), then the question."""
+    ordered = passages if best_first else passages[::-1]
+    return " ".join(f"passage : {p}" for p in ordered) + f" {question}"
 
 
-def rag_prompts(index, questions: list[str], k: int):
+def rag_prompts(index, questions: list[str], k: int, best_first: bool = True):
     """(prompts, retrieved): each question after its top-``k`` passages, and their indices."""
     retrieved = index.search(questions, k)
-    return [rag_prompt([index.texts[j] for j in found], q) for q, found in zip(questions, retrieved)], retrieved
+    return [rag_prompt([index.texts[j] for j in found], q, best_first)
+            for q, found in zip(questions, retrieved)], retrieved
 
 
-def rag_pairs(index, people: list[W.Person], k: int, attributes=W.ATTRIBUTES):
+def rag_pairs(index, people: list[W.Person], k: int, attributes=W.ATTRIBUTES, best_first: bool = True):
     """(pairs, retrieved): a RAG prompt per fact of each person (answer: the truth in ``people``)."""
     questions = [W.question(p, a) for p in people for a in attributes]
-    prompts, retrieved = rag_prompts(index, questions, k)
+    prompts, retrieved = rag_prompts(index, questions, k, best_first)
     return list(zip(prompts, [p.facts[a] for p in people for a in attributes])), retrieved
 
 
@@ -283,7 +285,8 @@ def plot_table(rows: list[dict], chance: float):
         ax.text(v + 0.01, y + 0.2, f"{v:.2f}", va="center", fontsize=7)
     ax.axvline(chance, color="tab:red", ls=":", lw=1, label=f"chance ({chance:.2f})")
     ax.set_yticks(ys, [r["method"] for r in rows], fontsize=8)
-    ax.set(xlim=(0, 1.12), xlabel="exact match", title="new knowledge: RAG vs fine-tuning")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set(xlim=(0, 1.12), xlabel="exact match")
+    ax.set_title("new knowledge: RAG vs fine-tuning", pad=24)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     fig.tight_layout()
     return fig

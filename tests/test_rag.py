@@ -66,9 +66,10 @@ def test_recall_at_k_counts_the_first_k():
     assert R.recall_at_k([[2, 0], [1, 3], [0, 1]], [0, 3, 2], 2) == pytest.approx(2 / 3)
 
 
-def test_rag_prompt_puts_the_best_passage_last():
-    prompt = R.rag_prompt(["best one", "second"], "Q : who ? A :")
-    assert prompt == "passage : second passage : best one Q : who ? A :"
+def test_rag_prompt_orders_passages():
+    assert R.rag_prompt(["best one", "second"], "Q : who ? A :") == "passage : best one passage : second Q : who ? A :"
+    last = R.rag_prompt(["best one", "second"], "Q : who ? A :", best_first=False)
+    assert last == "passage : second passage : best one Q : who ? A :"
     assert R.oracle_pairs(["doc a"], [K.new_people(0, 1)[0]])[0][0].startswith("passage : doc a Q :")
 
 
