@@ -197,18 +197,21 @@ def prompt_tokens(tokenizer, pairs) -> float:
     return sum(len(tokenizer(p).input_ids) for p, _ in pairs) / max(len(pairs), 1)
 
 
-def latency(model, tokenizer, questions: list[str], index=None, k: int = 1,
-            max_new_tokens: int = 4) -> float:
-    """Seconds per question answered one at a time (retrieval, if an index is given, plus greedy
-    generation of ``max_new_tokens``), as a user would wait for it."""
-    start = time.perf_counter()
+def latencies(model, tokenizer, questions: list[str], indexes: dict, k: int = 1,
+              max_new_tokens: int = 4) -> dict:
+    """Median seconds per question answered one at a time, closed-book and with each index
+    (retrieval plus greedy generation of ``max_new_tokens``), as a user would wait for it. The
+    methods take turns on each question, so a busy machine slows them alike."""
+    import statistics
+
+    times: dict[str, list[float]] = {"closed-book": [], **{f"RAG {name}": [] for name in indexes}}
     for q in questions:
-        prompt = q
-        if index is not None:
-            found = index.search([q], k)[0]
-            prompt = rag_prompt([index.texts[j] for j in found], q)
-        generate(model, tokenizer, [prompt], max_new_tokens=max_new_tokens, batch_size=1)
-    return (time.perf_counter() - start) / max(len(questions), 1)
+        for name in times:
+            start = time.perf_counter()
+            prompt = q if name == "closed-book" else rag_prompts(indexes[name[4:]], [q], k)[0][0]
+            generate(model, tokenizer, [prompt], max_new_tokens=max_new_tokens, batch_size=1)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 # --- the comparison table and its plots -------------------------------------------------------

@@ -147,3 +147,10 @@ def test_settings_and_table():
     table = R.format_table([{"method": "x", "new_facts": 0.5, "old_facts": 1.0, "reading": 1.0,
                              "train_seconds": 0.0, "latency_ms": None, "prompt_tokens": 10}])
     assert "| x " in table and " - " in table and "0.50" in table
+
+
+def test_latencies_time_every_method(base, people):
+    model, tok = base
+    index = R.BM25Index(K.documents(people))
+    times = R.latencies(model, tok, [W.question(people[0], "city")] * 3, {"BM25": index}, k=1)
+    assert set(times) == {"closed-book", "RAG BM25"} and all(t > 0 for t in times.values())
