@@ -29,6 +29,11 @@ def test_05_rag_vs_finetuning(tmp_path_factory, seed):
     assert r["rag_bm25"] > ft["LoRA, 1 rendering"]["closed_book"]
     # Fine-tuning in costs old knowledge; RAG leaves the weights (and old facts) untouched.
     assert all(run["old_facts"] <= r["base_old"]["old_facts"] - 0.2 for run in ft.values())
+    # Paraphrases (same number of steps) do not hurt closed-book fine-tuning; the gain itself is
+    # small here (+0.00 to +0.05 measured on seeds 0 and 1), so only its sign within one question's
+    # worth of tolerance is asserted.
+    tolerance = 1.5 / r["n_questions"]
+    assert r["paraphrase_gain"]["full"] >= -tolerance and r["paraphrase_gain"]["LoRA"] >= -tolerance
     # Freshness: after editing the index RAG answers the new values, without training; the
     # fine-tuned model keeps the old ones until it is trained again.
     f = r["freshness"]
@@ -40,11 +45,11 @@ def test_05_rag_vs_finetuning(tmp_path_factory, seed):
 
 
 @pytest.mark.notebook
-@pytest.mark.xfail(strict=False, reason="measured not to hold for the shipped base model (its pretraining mixed "
-                   "QA of other people, so facts fine-tuned in from one rendering are already extractable: "
-                   "RAG leads by ~0.05, paraphrases add 0.00-0.05); kept to show the issue's expectation")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="measured not to hold for the shipped base model: its pretraining mixed QA of "
+                   "other people, so facts fine-tuned in from one rendering are extractable and RAG leads "
+                   "by only ~0.05. If this starts to pass, update the notebook's findings text.")
 @pytest.mark.parametrize("seed", [0, 1])
-def test_05_issue_margins(tmp_path_factory, seed):
+def test_05_rag_margin_of_the_issue(tmp_path_factory, seed):
     r = run_notebook("05_rag_vs_finetuning", tmp_path_factory, seed=seed)
     assert r["rag_minus_ft_single"] >= 0.20
-    assert r["paraphrase_gain"]["full"] > 0 and r["paraphrase_gain"]["LoRA"] > 0
