@@ -87,7 +87,7 @@ def finetune_on_documents(model, tokenizer, texts: list[str], out_dir: str, *, s
     """Continued pretraining of ``model`` (full, or a PEFT model) on ``texts`` through the HF
     Trainer; returns (model, training seconds)."""
     from transformers import Trainer
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from .train import collator, training_args
 
@@ -100,6 +100,7 @@ def finetune_on_documents(model, tokenizer, texts: list[str], out_dir: str, *, s
                          lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 20))
     trainer = Trainer(model=model, args=args, train_dataset=DocumentDataset(tokenizer, texts),
                       data_collator=collator(tokenizer), callbacks=list(callbacks))
+    trainer.pop_callback(PrinterCallback)  # bars off (lk.quiet): it would print the final metrics dict
     if trainer.pop_callback(ProgressCallback) is not None:  # keep the bar, not the final metrics dict
         trainer.add_callback(_BarOnly)
     start = time.perf_counter()
