@@ -110,13 +110,6 @@ def finetune_on_documents(model, tokenizer, texts: list[str], out_dir: str, *, s
     return model, seconds
 
 
-def merged(model):
-    """A PEFT model with its adapters merged into plain weights (a plain model passes through)."""
-    if hasattr(model, "merge_and_unload"):
-        return model.merge_and_unload()
-    return model
-
-
 class KnowledgeCurve(TrainerCallback):
     """Every ``every`` steps (and at step 0): closed-book accuracy on the new facts and recall of
     old facts (``old_pairs``), so learning and forgetting show on one time axis."""
