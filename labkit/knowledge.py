@@ -85,7 +85,7 @@ class DocumentDataset(Dataset):
 def finetune_on_documents(model, tokenizer, texts: list[str], out_dir: str, *, steps: int,
                           batch_size: int, lr: float, seed: int = 0, callbacks=()) -> tuple[object, float]:
     """Continued pretraining of ``model`` (full, or a PEFT model) on ``texts`` through the HF
-    Trainer; returns (model, training seconds)."""
+    Trainer, warm-up then cosine decay as in pretraining; returns (model, training seconds)."""
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -97,7 +97,7 @@ def finetune_on_documents(model, tokenizer, texts: list[str], out_dir: str, *, s
 
     args = training_args(out_dir, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                          eval_strategy="no", logging_strategy="no", eval_on_start=False,
-                         lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 20))
+                         lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20))
     trainer = Trainer(model=model, args=args, train_dataset=DocumentDataset(tokenizer, texts),
                       data_collator=collator(tokenizer), callbacks=list(callbacks))
     trainer.pop_callback(PrinterCallback)  # bars off (lk.quiet): it would print the final metrics dict

@@ -28,7 +28,7 @@ def test_05_rag_vs_finetuning(tmp_path_factory, seed):
     assert r["rag_bm25"] > ft["full, 1 rendering"]["closed_book"]
     assert r["rag_bm25"] > ft["LoRA, 1 rendering"]["closed_book"]
     # Fine-tuning in costs old knowledge; RAG leaves the weights (and old facts) untouched.
-    assert all(run["old_facts"] <= r["base_old"]["old_facts"] - 0.2 for run in ft.values())
+    assert all(run["old_facts"] <= r["base_old"]["old_facts"] - 0.1 for run in ft.values())
     # Paraphrases (same number of steps) do not hurt closed-book fine-tuning; the gain itself is
     # small here (+0.00 to +0.05 measured on seeds 0 and 1), so only its sign within one question's
     # worth of tolerance is asserted.
