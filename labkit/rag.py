@@ -40,7 +40,7 @@ SETTINGS = {
     "ci": RagSettings(n_people=16, paraphrases=4, ft_steps=40, ft_batch=8, ft_lr=1e-3, lora_rank=16,
                       lora_lr=3e-3, curve_every=10, ks=(1, 2, 3), n_changed=6, fresh_steps=20, n_probe=20,
                       n_latency=12, dense=True),
-    "cpu": RagSettings(n_people=100, paraphrases=5, ft_steps=300, ft_batch=16, ft_lr=1e-3, lora_rank=16,
+    "cpu": RagSettings(n_people=100, paraphrases=5, ft_steps=300, ft_batch=16, ft_lr=3e-4, lora_rank=16,
                        lora_lr=3e-3, curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=100,
                        n_probe=60, n_latency=30, dense=True),
     "gpu": RagSettings(n_people=100, paraphrases=5, ft_steps=400, ft_batch=16, ft_lr=2e-5, lora_rank=16,
