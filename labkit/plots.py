@@ -79,21 +79,20 @@ def forgetting_curves(runs: dict):
 
 def learning_vs_forgetting(runs: dict, forget_keys=("qa_recall", "reading")):
     """Target-task gain (x) against each capability lost (y, one panel per key), a point per run.
-    Runs that land on the same point share one label."""
+    Each run keeps its colour and marker in every panel; earlier runs are drawn larger, so runs that
+    land on the same point stay visible."""
     fig, axes = plt.subplots(1, len(forget_keys), figsize=(5.5 * len(forget_keys), 4.2), squeeze=False)
+    markers = "osD^vP*X"
     for ax, key in zip(axes[0], forget_keys):
-        points: dict[tuple, list[str]] = {}
-        for name, run in runs.items():
+        for i, (name, run) in enumerate(runs.items()):
             first, last = run["curve"][0], run["curve"][-1]
-            x, y = last["task"] - first["task"], first[key] - last[key]
-            ax.scatter(x, y, s=40)
-            points.setdefault((round(x, 2), round(y, 2)), []).append(name)
-        for (x, y), names in points.items():
-            ax.annotate(" & ".join(names), (x, y), textcoords="offset points", xytext=(-4, 6), fontsize=8,
-                        ha="right")
+            ax.scatter(last["task"] - first["task"], first[key] - last[key], s=max(140 - 20 * i, 25),
+                       marker=markers[i % len(markers)], color=f"C{i}", label=name, alpha=0.85,
+                       edgecolors="white", linewidths=0.5)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set(xlabel="target task gained (field accuracy)", ylabel=f"{key.replace('_', ' ')} lost",
                title=f"learning vs {key.replace('_', ' ')} lost (down-right is better)",
                xlim=(-0.05, 1.08), ylim=(-0.08, 1.08))
+    axes[0][0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig

@@ -34,15 +34,19 @@ class Profile:
 PROFILES = {
     "ci": Profile("ci", COURSE_MODEL, n_train=192, n_eval=48, steps=60, batch_size=16, lr=1e-3,
                   eval_every=10, overfit_examples=8, overfit_epochs=30, n_probe=40,
-                  expected={"00_tour": "~20 s", "01_full_finetuning": "~35 s", "02_forgetting": "~2 min"}),
+                  expected={"00_tour": "~20 s", "01_full_finetuning": "~35 s", "02_forgetting": "~2 min",
+                            "03_lora_rank": "~2 min", "04_qlora_memory": "~2 min", "05_rag_vs_finetuning": "~1 min"}),
     "cpu": Profile("cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16,
                    lr=1e-3, eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
-                   expected={"00_tour": "~1 min", "01_full_finetuning": "~5 min", "02_forgetting": "~15 min"}),
+                   expected={"00_tour": "~1 min", "01_full_finetuning": "~5 min", "02_forgetting": "~15 min",
+                             "03_lora_rank": "~30 min", "04_qlora_memory": "~12 min",
+                             "05_rag_vs_finetuning": "~10 min"}),
     "gpu": Profile("gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400,
                    batch_size=16, lr=5e-5, eval_every=25, overfit_examples=16,
                    overfit_epochs=40, n_probe=150,
                    expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
-                             "02_forgetting": "~30 min on a T4"}),
+                             "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
+                             "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4"}),
 }
 
 
