@@ -25,7 +25,7 @@ _SUBMODULES = {p.stem for p in Path(__file__).parent.glob("[a-z]*.py")}
 def quiet() -> None:
     """Hide what is noise in a lesson: transformers' per-file progress bars (loading, writing
     checkpoints) and its info/warning logs (e.g. the tied lm_head it re-ties on loading).
-    Training progress bars and errors still show."""
+    Training progress bars (labkit.train keeps them) and errors still show."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()

@@ -53,7 +53,10 @@ def training_args(out_dir: str, *, steps: int | None = None, epochs: float | Non
         greater_is_better=False if keep_best else None, save_total_limit=2 if keep_best else None,
         save_only_model=True, report_to="none", use_cpu=not cuda, bf16=bf16,
         fp16=cuda and not bf16, seed=seed, data_seed=seed, dataloader_num_workers=0,
-        remove_unused_columns=False)
+        remove_unused_columns=False,
+        # Keep the training progress bar: transformers hides it whenever its logging is quieter
+        # than warnings, which lk.quiet() makes it (and prints a metrics dict instead).
+        disable_tqdm=False)
     if steps is not None:
         kwargs["max_steps"] = steps
     if epochs is not None:
