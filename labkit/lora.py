@@ -85,13 +85,17 @@ def adapter_file_bytes(peft_model, folder: str | Path) -> int:
 # ---------------------------------------------------------------- the sweep
 
 @dataclass(frozen=True)
+class Budget:
+    lr: float          # learning rate (LoRA needs a higher one than full fine-tuning)
+    steps: int         # optimiser steps
+    batch_size: int    # examples per step
+
+
+@dataclass(frozen=True)
 class SweepSettings:
     ranks: tuple[int, ...]             # LoRA ranks swept
-    grid: tuple[tuple[str, tuple[str, ...]], ...]  # (target choice, scalings run for it)
-    steps: int                         # optimiser steps per run (LoRA and full fine-tuning)
-    batch_size: int                    # examples per step
-    lr: float                          # LoRA learning rate (higher than full fine-tuning's)
-    full_lr: float                     # full fine-tuning learning rate
+    grid: tuple[tuple[str, tuple[str, ...], Budget], ...]  # (target choice, scalings run, its budget)
+    full: Budget                       # full fine-tuning on the same data
     alpha0: float                      # the scale s at rank 1, where all scalings agree
     n_train: int                       # training examples (record task)
     n_task: int                        # held-out people the task metric is measured on
@@ -100,16 +104,18 @@ class SweepSettings:
 
 _ALL = tuple(SCALINGS)
 SWEEPS = {
-    # ci: four ranks; every scaling for all linear layers, alpha ∝ r and rsLoRA for q,v.
-    "ci": SweepSettings(ranks=(1, 4, 16, 64), grid=(("all linear", _ALL), ("q,v", ("alpha ∝ r", "rsLoRA"))),
-                        steps=30, batch_size=8, lr=5e-3, full_lr=1e-3, alpha0=2.0, n_train=192, n_task=24,
-                        n_people=20),
-    "cpu": SweepSettings(ranks=(1, 2, 4, 8, 16, 32, 64), grid=(("all linear", _ALL), ("q,v", _ALL)),
-                         steps=60, batch_size=8, lr=5e-3, full_lr=1e-3, alpha0=2.0, n_train=512, n_task=48,
-                         n_people=40),
-    "gpu": SweepSettings(ranks=(1, 2, 4, 8, 16, 32, 64), grid=(("all linear", _ALL), ("q,v", _ALL)),
-                         steps=200, batch_size=16, lr=2e-4, full_lr=5e-5, alpha0=2.0, n_train=2048, n_task=100,
-                         n_people=100),
+    # ci: four ranks; all three scalings on all linear layers, alpha ∝ r only on q,v. q,v gets twice
+    # the updates (same examples) and twice the learning rate: at all-linear's budget its rank-1
+    # run never picks up the record format in ci's step budget.
+    "ci": SweepSettings(ranks=(1, 4, 16, 64),
+                        grid=(("all linear", _ALL, Budget(5e-3, 30, 8)), ("q,v", ("alpha ∝ r",), Budget(1e-2, 60, 4))),
+                        full=Budget(1e-3, 30, 8), alpha0=2.0, n_train=192, n_task=24, n_people=20),
+    "cpu": SweepSettings(ranks=(1, 2, 4, 8, 16, 32, 64),
+                         grid=(("all linear", _ALL, Budget(5e-3, 60, 8)), ("q,v", _ALL, Budget(1e-2, 120, 4))),
+                         full=Budget(1e-3, 60, 8), alpha0=2.0, n_train=512, n_task=48, n_people=40),
+    "gpu": SweepSettings(ranks=(1, 2, 4, 8, 16, 32, 64),
+                         grid=(("all linear", _ALL, Budget(5e-4, 200, 16)), ("q,v", _ALL, Budget(1e-3, 400, 8))),
+                         full=Budget(5e-5, 200, 16), alpha0=2.0, n_train=2048, n_task=100, n_people=100),
 }
 
 
@@ -125,6 +131,7 @@ class RunConfig:
     alpha: float
     rslora: bool
     scalings: tuple[str, ...]  # the scaling curves this run belongs to (all three at rank 1)
+    budget: Budget
 
     @property
     def name(self) -> str:
@@ -145,22 +152,27 @@ def _short(scaling: str) -> str:
 def sweep_configs(settings: SweepSettings) -> list[RunConfig]:
     """Every run of the sweep. At rank 1 the three scalings are the same run, so it is run once."""
     out = []
-    for targets, scalings in settings.grid:
+    for targets, scalings, budget in settings.grid:
         for rank in settings.ranks:
             if rank == 1:
-                out.append(RunConfig(targets, 1, settings.alpha0, False, tuple(scalings)))
+                out.append(RunConfig(targets, 1, settings.alpha0, False, tuple(scalings), budget))
                 continue
             for sc in scalings:
                 alpha = settings.alpha0 * rank if sc == "alpha ∝ r" else settings.alpha0
-                out.append(RunConfig(targets, rank, alpha, sc == "rsLoRA", (sc,)))
+                out.append(RunConfig(targets, rank, alpha, sc == "rsLoRA", (sc,), budget))
     return out
 
 
-def train_run(base, tokenizer, config: RunConfig, train_pairs, settings: SweepSettings, probe, seed: int,
-              scratch: str):
+def full_config(settings: SweepSettings) -> RunConfig:
+    """Full fine-tuning on the sweep's data, for comparison."""
+    return RunConfig("full", 0, 0.0, False, (), settings.full)
+
+
+def train_run(base, tokenizer, config: RunConfig, train_pairs, probe, seed: int, scratch: str):
     """Fine-tune a copy of ``base`` (LoRA or full) with the Trainer; measure it with ``probe``
     (a forgetting.CapabilityProbe). Returns (model, metrics, seconds, peak bytes)."""
     from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback
 
     from .callbacks import PeakMemory
     from .train import count_parameters, make_trainer, training_args
@@ -170,11 +182,13 @@ def train_run(base, tokenizer, config: RunConfig, train_pairs, settings: SweepSe
     if config.rank:
         model = apply_lora(model, config.rank, config.alpha, config.targets, config.rslora)
     peak = PeakMemory()
-    args = training_args(f"{scratch}/{config.name}", steps=settings.steps, batch_size=settings.batch_size,
-                         lr=settings.lr if config.rank else settings.full_lr, eval_every=None,
+    b = config.budget
+    args = training_args(f"{scratch}/{config.name}", steps=b.steps, batch_size=b.batch_size, lr=b.lr, eval_every=None,
                          eval_strategy="no", logging_strategy="no", seed=seed, disable_tqdm=True)
-    make_trainer(model, tokenizer, train_pairs, None, args, callbacks=[peak]).train()
-    metrics = {k: v for k, v in probe.measure(model, settings.steps).items() if k != "step"}
+    trainer = make_trainer(model, tokenizer, train_pairs, None, args, callbacks=[peak])
+    trainer.remove_callback(PrinterCallback)  # one line per run is printed by run_sweep instead
+    trainer.train()
+    metrics = {k: v for k, v in probe.measure(model, b.steps).items() if k != "step"}
     metrics["trainable"] = count_parameters(model)["trainable"]
     return model, metrics, peak.seconds, peak.peak
 
@@ -186,13 +200,12 @@ def run_sweep(base, tokenizer, configs, train_pairs, settings: SweepSettings, pr
     done = {row["run"]: row for row in latest_runs(out_dir)}
     rows = []
     for config in configs:
-        meta = _config_row(config, settings, seed)
+        meta = config_row(config, settings, seed)
         row = done.get(config.name)
         if row is not None and row["config"] == records._clean(meta):
             log(f"{config.name:>24}: already run (resumed from runs.jsonl)")
         else:
-            model, metrics, seconds, peak = train_run(base, tokenizer, config, train_pairs, settings, probe,
-                                                      seed, scratch)
+            model, metrics, seconds, peak = train_run(base, tokenizer, config, train_pairs, probe, seed, scratch)
             del model
             row = records.record_run(out_dir, config.name, meta, metrics, seconds, peak)
             m = row["metrics"]
@@ -203,9 +216,10 @@ def run_sweep(base, tokenizer, configs, train_pairs, settings: SweepSettings, pr
     return rows
 
 
-def _config_row(config: RunConfig, settings: SweepSettings, seed: int) -> dict:
+def config_row(config: RunConfig, settings: SweepSettings, seed: int) -> dict:
+    """What a run's row records as its config (a resumed run must match it exactly)."""
     c = asdict(config) | {"scale": config.scale, "seed": seed}
-    return c | {k: v for k, v in asdict(settings).items() if k not in ("ranks", "grid")}
+    return c | {k: v for k, v in asdict(settings).items() if k in ("alpha0", "n_train", "n_task", "n_people")}
 
 
 def latest_runs(out_dir: str | Path) -> list[dict]:
@@ -292,21 +306,23 @@ def plot_metric_vs_rank(rows: list[dict], metric: str = "task", base: float | No
     import matplotlib.pyplot as plt
 
     lora_rows = [r for r in rows if r["config"]["rank"]]
-    choices = [t for t in TARGETS if any(r["config"]["targets"] == t for r in lora_rows)]
+    choices = [t for t in reversed(TARGETS) if any(r["config"]["targets"] == t for r in lora_rows)]
+    ranks = sorted({r["config"]["rank"] for r in lora_rows})
     fig, axes = plt.subplots(1, len(choices), figsize=(5.2 * len(choices), 3.6), sharey=True, squeeze=False)
     for ax, t in zip(axes[0], choices):
-        for sc, marker in zip(SCALINGS, "osD"):
+        for (sc, marker), colour in zip(zip(SCALINGS, "osD"), plt.cm.tab10.colors):
             pts = sorted((r["config"]["rank"], r["metrics"][metric]) for r in lora_rows
                          if r["config"]["targets"] == t and sc in r["config"]["scalings"])
             if pts:
-                ax.plot(*zip(*pts), marker=marker, label=sc)
+                ax.plot(*zip(*pts), marker=marker, color=colour, label=sc)
         if base is not None:
             ax.axhline(base, color="grey", ls=":", label="base model")
         if full is not None:
             ax.axhline(full, color="black", ls="--", label="full fine-tuning")
         ax.set_xscale("log", base=2)
-        ax.set(title=f"LoRA on {t}", xlabel="rank r", ylabel=ylabel)
-    axes[0][0].legend(fontsize=8)
+        ax.set_xticks(ranks, [str(k) for k in ranks])
+        ax.set(title=f"LoRA on {t}", xlabel="rank r (log scale)", ylabel=ylabel)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -358,6 +374,7 @@ def plot_spectra(spectra: dict, ranks: tuple[int, ...], energy: float = 0.9):
     ax2.axhline(energy, color="black", ls="--", lw=0.8)
     for r in ranks:
         ax2.axvline(r, color="grey", ls=":", lw=0.8)
+    ax1.set_ylim(1e-3, 1.5)  # the last few values of each update are numerically zero
     ax1.set(xscale="log", yscale="log", xlabel="index", ylabel="singular value / largest",
             title="full fine-tuning update: singular values")
     ax2.set(xscale="log", xlabel="index k (dotted: LoRA ranks swept)", ylabel="energy in top k",

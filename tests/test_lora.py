@@ -82,9 +82,9 @@ def test_adapter_file_size(tiny, tmp_path):
 
 
 def test_sweep_configs_share_rank_one():
-    s = lora.SweepSettings(ranks=(1, 4, 16), grid=(("all linear", tuple(lora.SCALINGS)), ("q,v", ("rsLoRA",))),
-                           steps=1, batch_size=1, lr=1e-3, full_lr=1e-3, alpha0=2.0, n_train=1, n_task=1,
-                           n_people=1)
+    b = lora.Budget(1e-3, 1, 1)
+    s = lora.SweepSettings(ranks=(1, 4, 16), grid=(("all linear", tuple(lora.SCALINGS), b), ("q,v", ("rsLoRA",), b)),
+                           full=b, alpha0=2.0, n_train=1, n_task=1, n_people=1)
     configs = lora.sweep_configs(s)
     assert len(configs) == 1 + 2 * 3 + 1 + 2
     assert len({c.name for c in configs}) == len(configs)
@@ -99,7 +99,8 @@ def test_every_profile_has_a_sweep():
     for name in ("ci", "cpu", "gpu"):
         s = lora.get_sweep(name)
         assert min(s.ranks) == 1 and max(s.ranks) == 64 and len(s.ranks) >= 4
-        assert {t for t, _ in s.grid} == set(lora.TARGETS)
+        assert {t for t, _, _ in s.grid} == set(lora.TARGETS)
+        assert all(set(scalings) <= set(lora.SCALINGS) for _, scalings, _ in s.grid)
     assert lora.get_sweep("cpu").ranks == (1, 2, 4, 8, 16, 32, 64)
 
 
