@@ -60,6 +60,15 @@ def peft_parts(layer, adapter: str = "default"):
 
 # ---------------------------------------------------------------- counting
 
+def architecture_of(model) -> architectures.Architecture:
+    """The shapes of a loaded transformers Llama-class model, as an Architecture."""
+    c = model.config
+    return architectures.Architecture(
+        getattr(c, "name_or_path", "") or c.model_type, c.hidden_size, c.intermediate_size, c.num_hidden_layers,
+        c.num_attention_heads, getattr(c, "num_key_value_heads", None) or c.num_attention_heads, c.vocab_size,
+        bool(getattr(c, "tie_word_embeddings", False)))
+
+
 def lora_parameters(arch: architectures.Architecture, rank: int, targets: str = "all linear") -> int:
     """Trainable LoRA parameters from the shapes alone: r * (in + out) per adapted matrix."""
     shapes = arch.linear_shapes()

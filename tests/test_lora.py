@@ -52,11 +52,15 @@ def test_init_starts_at_the_frozen_layer():
 @pytest.mark.parametrize("rank", [1, 3, 8])
 def test_counts_match_peft(tiny, targets, rank):
     model, tok = tiny
-    c = model.config
-    arch = A.Architecture("tiny", c.hidden_size, c.intermediate_size, c.num_hidden_layers,
-                          c.num_attention_heads, c.num_key_value_heads, c.vocab_size, True)
+    arch = lora.architecture_of(model)
+    assert arch.parameter_count() == sum(p.numel() for p in model.parameters())
     wrapped = lora.apply_lora(model, rank, alpha=2 * rank, targets=targets)
     assert lora.lora_parameters(arch, rank, targets) == wrapped.get_nb_trainable_parameters()[0]
+
+
+def test_architecture_of_the_course_model(base):
+    model, _ = base
+    assert lora.architecture_of(model).scaled(name="course-base") == A.get_architecture("course-base")
 
 
 def test_counts_of_real_configs():
