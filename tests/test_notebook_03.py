@@ -15,7 +15,7 @@ def r(tmp_path_factory):
 def test_every_finding_is_recorded(r):
     for key in ("hand_vs_peft", "hand_vs_peft_at_init", "adapter_moves_layer_by", "merge_gap", "hand_merge_gap",
                 "counts", "counts_match", "adapter_bytes", "model_bytes", "runs", "task_gain", "curves",
-                "task_spread_over_rank", "task_at_top_rank", "full", "energy_ranks", "matrix_min_dims",
+                "task_spread_over_rank", "small_rank_change", "trends", "full", "energy_ranks", "matrix_min_dims",
                 "random_energy_ranks", "median_energy_rank", "updates_above_rank", "base"):
         assert key in r, key
     assert r["profile"] == "ci"
@@ -54,11 +54,11 @@ def test_counts_equal_peft_for_every_rank_and_target(r):
 @pytest.mark.notebook
 def test_every_swept_configuration_learns_the_task(r):
     runs = [run for run in r["runs"].values() if run["config"]["rank"]]
-    grid = {(t, sc) for t, scalings in r["sweep"]["grid"] for sc in scalings}
+    grid = {(t, sc) for t, scalings, _ in r["sweep"]["grid"] for sc in scalings}
     covered = {(run["config"]["targets"], sc) for run in runs for sc in run["config"]["scalings"]}
     assert covered == grid
     ranks = r["sweep"]["ranks"]
-    assert len(runs) == sum(1 + (len(ranks) - 1) * len(scalings) for _, scalings in r["sweep"]["grid"])
+    assert len(runs) == sum(1 + (len(ranks) - 1) * len(scalings) for _, scalings, _ in r["sweep"]["grid"])
     base = r["base"]["task"]
     for name, run in r["runs"].items():
         assert run["metrics"]["task"] >= base + 0.1, (name, run["metrics"]["task"], base)
