@@ -1,0 +1,393 @@
+"""LoRA from the inside: the forward pass by hand, parameter counts from shapes, a resumable rank
+sweep (three alpha scalings, two target choices), and the spectrum of a full fine-tuning update.
+
+A LoRA layer keeps the pretrained ``W`` frozen and adds a rank-``r`` update:
+``y = W x + s * B A x`` with ``A`` (r x in) random, ``B`` (out x r) zero at the start, and
+``s = alpha / r`` (or ``alpha / sqrt(r)`` for rank-stabilised LoRA). Training goes through PEFT.
+Introduced in notebook 03_lora_rank.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from . import architectures, records
+
+# Module names of a Llama block, by target choice (the LoRA paper adapted q and v only).
+TARGETS = {"q,v": ("q_proj", "v_proj"),
+           "all linear": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")}
+# How alpha follows the rank; all three give the same scale s at rank 1.
+SCALINGS = {"alpha ∝ r": "s = alpha0 (alpha = alpha0 * r)",
+            "fixed alpha": "s = alpha0 / r",
+            "rsLoRA": "s = alpha0 / sqrt(r)"}
+
+
+# ---------------------------------------------------------------- the layer, by hand
+
+def scale(rank: int, alpha: float, rslora: bool = False) -> float:
+    """The factor in front of B A: alpha / r, or alpha / sqrt(r) with rank-stabilised LoRA."""
+    return alpha / math.sqrt(rank) if rslora else alpha / rank
+
+
+def init_adapter(in_features: int, out_features: int, rank: int, generator=None):
+    """(A, B) as LoRA starts them: A like a fresh nn.Linear (Kaiming-uniform), B all zeros,
+    so the adapted layer starts exactly equal to the frozen one."""
+    bound = 1 / math.sqrt(in_features)  # kaiming_uniform_(a=sqrt(5)) on a (rank, in) weight
+    a = (torch.rand(rank, in_features, generator=generator) * 2 - 1) * bound
+    return a, torch.zeros(out_features, rank)
+
+
+def lora_forward(x, weight, a, b, s: float):
+    """y = W x + s * B (A x): the frozen path plus the low-rank path (rows of x are inputs)."""
+    return x @ weight.T + s * ((x @ a.T) @ b.T)
+
+
+def merge(weight, a, b, s: float):
+    """The merged weight W + s * B A: one matrix, no extra cost at inference."""
+    return weight + s * (b @ a)
+
+
+def peft_parts(layer, adapter: str = "default"):
+    """(W, A, B, s) of a PEFT LoRA linear layer, for comparing with the hand-written forward."""
+    return (layer.base_layer.weight, layer.lora_A[adapter].weight, layer.lora_B[adapter].weight,
+            layer.scaling[adapter])
+
+
+# ---------------------------------------------------------------- counting
+
+def architecture_of(model) -> architectures.Architecture:
+    """The shapes of a loaded transformers Llama-class model, as an Architecture."""
+    c = model.config
+    return architectures.Architecture(
+        getattr(c, "name_or_path", "") or c.model_type, c.hidden_size, c.intermediate_size, c.num_hidden_layers,
+        c.num_attention_heads, getattr(c, "num_key_value_heads", None) or c.num_attention_heads, c.vocab_size,
+        bool(getattr(c, "tie_word_embeddings", False)))
+
+
+def lora_parameters(arch: architectures.Architecture, rank: int, targets: str = "all linear") -> int:
+    """Trainable LoRA parameters from the shapes alone: r * (in + out) per adapted matrix."""
+    shapes = arch.linear_shapes()
+    per_block = sum(rank * (o + i) for name, (o, i) in shapes.items() if name in TARGETS[targets])
+    return arch.num_hidden_layers * per_block
+
+
+def apply_lora(model, rank: int, alpha: float, targets: str = "all linear", rslora: bool = False):
+    """Wrap ``model`` with PEFT LoRA (forgetting.lora) on the target choice's modules."""
+    from .forgetting import lora
+
+    if targets not in TARGETS:
+        raise ValueError(f"Unknown target choice {targets!r}: use one of {', '.join(TARGETS)}.")
+    return lora(model, rank, alpha=alpha, targets=list(TARGETS[targets]), rslora=rslora)
+
+
+def adapter_file_bytes(peft_model, folder: str | Path) -> int:
+    """Save the adapter with PEFT (safetensors) and return the size of its weights file."""
+    peft_model.save_pretrained(folder, safe_serialization=True)
+    return (Path(folder) / "adapter_model.safetensors").stat().st_size
+
+
+# ---------------------------------------------------------------- the sweep
+
+@dataclass(frozen=True)
+class Budget:
+    lr: float          # learning rate (LoRA needs a higher one than full fine-tuning)
+    steps: int         # optimiser steps
+    batch_size: int    # examples per step
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    ranks: tuple[int, ...]             # LoRA ranks swept
+    grid: tuple[tuple[str, tuple[str, ...], Budget], ...]  # (target choice, scalings run, its budget)
+    full: Budget                       # full fine-tuning on the same data
+    alpha0: float                      # the scale s at rank 1, where all scalings agree
+    n_train: int                       # training examples (record task)
+    n_task: int                        # held-out people the task metric is measured on
+    n_people: int                      # pretraining people asked about (fact recall probe)
+
+
+_ALL = tuple(SCALINGS)
+SWEEPS = {
+    # ci: four ranks; all three scalings on all linear layers, alpha ∝ r only on q,v. q,v gets twice
+    # the updates (same examples) and twice the learning rate: at all-linear's budget its rank-1
+    # run never picks up the record format in ci's step budget.
+    "ci": SweepSettings(ranks=(1, 4, 16, 64),
+                        grid=(("all linear", _ALL, Budget(5e-3, 30, 8)), ("q,v", ("alpha ∝ r",), Budget(1e-2, 60, 4))),
+                        full=Budget(1e-3, 30, 8), alpha0=2.0, n_train=192, n_task=24, n_people=20),
+    "cpu": SweepSettings(ranks=(1, 2, 4, 8, 16, 32, 64),
+                         grid=(("all linear", _ALL, Budget(5e-3, 60, 8)), ("q,v", _ALL, Budget(1e-2, 120, 4))),
+                         full=Budget(1e-3, 60, 8), alpha0=2.0, n_train=512, n_task=48, n_people=40),
+    "gpu": SweepSettings(ranks=(1, 2, 4, 8, 16, 32, 64),
+                         grid=(("all linear", _ALL, Budget(5e-4, 200, 16)), ("q,v", _ALL, Budget(1e-3, 400, 8))),
+                         full=Budget(5e-5, 200, 16), alpha0=2.0, n_train=2048, n_task=100, n_people=100),
+}
+
+
+def get_sweep(profile) -> SweepSettings:
+    """The sweep settings for a profile (a Profile or its name)."""
+    return SWEEPS[getattr(profile, "name", profile)]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    targets: str          # a key of TARGETS, or "full" for full fine-tuning
+    rank: int             # 0 for full fine-tuning
+    alpha: float
+    rslora: bool
+    scalings: tuple[str, ...]  # the scaling curves this run belongs to (all three at rank 1)
+    budget: Budget
+
+    @property
+    def name(self) -> str:
+        if self.targets == "full":
+            return "full fine-tuning"
+        kind = "all" if self.targets == "all linear" else "qv"
+        return f"lora_{kind}_r{self.rank}" + ("" if self.rank == 1 else f"_{_short(self.scalings[0])}")
+
+    @property
+    def scale(self) -> float:
+        return scale(self.rank, self.alpha, self.rslora) if self.rank else 1.0
+
+
+def _short(scaling: str) -> str:
+    return {"alpha ∝ r": "prop", "fixed alpha": "fixed", "rsLoRA": "rs"}[scaling]
+
+
+def sweep_configs(settings: SweepSettings) -> list[RunConfig]:
+    """Every run of the sweep. At rank 1 the three scalings are the same run, so it is run once."""
+    out = []
+    for targets, scalings, budget in settings.grid:
+        for rank in settings.ranks:
+            if rank == 1:
+                out.append(RunConfig(targets, 1, settings.alpha0, False, tuple(scalings), budget))
+                continue
+            for sc in scalings:
+                alpha = settings.alpha0 * rank if sc == "alpha ∝ r" else settings.alpha0
+                out.append(RunConfig(targets, rank, alpha, sc == "rsLoRA", (sc,), budget))
+    return out
+
+
+def full_config(settings: SweepSettings) -> RunConfig:
+    """Full fine-tuning on the sweep's data, for comparison."""
+    return RunConfig("full", 0, 0.0, False, (), settings.full)
+
+
+def train_run(base, tokenizer, config: RunConfig, train_pairs, probe, seed: int, scratch: str):
+    """Fine-tune a copy of ``base`` (LoRA or full) with the Trainer; measure it with ``probe``
+    (a forgetting.CapabilityProbe). Returns (model, metrics, seconds, peak bytes)."""
+    from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback
+
+    from .callbacks import PeakMemory
+    from .train import count_parameters, make_trainer, training_args
+
+    set_seed(seed)
+    model = copy.deepcopy(base)
+    if config.rank:
+        model = apply_lora(model, config.rank, config.alpha, config.targets, config.rslora)
+    peak = PeakMemory()
+    b = config.budget
+    args = training_args(f"{scratch}/{config.name}", steps=b.steps, batch_size=b.batch_size, lr=b.lr, eval_every=None,
+                         eval_strategy="no", logging_strategy="no", seed=seed, disable_tqdm=True)
+    trainer = make_trainer(model, tokenizer, train_pairs, None, args, callbacks=[peak])
+    trainer.remove_callback(PrinterCallback)  # one line per run is printed by run_sweep instead
+    trainer.train()
+    metrics = {k: v for k, v in probe.measure(model, b.steps).items() if k != "step"}
+    metrics["trainable"] = count_parameters(model)["trainable"]
+    return model, metrics, peak.seconds, peak.peak
+
+
+def run_sweep(base, tokenizer, configs, train_pairs, settings: SweepSettings, probe, seed: int,
+              out_dir: str | Path, scratch: str, log=print) -> list[dict]:
+    """Run every config not already in OUT_DIR/runs.jsonl with the same settings (so an
+    interrupted sweep resumes), one row per run through records.record_run."""
+    done = {row["run"]: row for row in latest_runs(out_dir)}
+    rows = []
+    for config in configs:
+        meta = config_row(config, settings, seed)
+        row = done.get(config.name)
+        if row is not None and row["config"] == records._clean(meta):
+            log(f"{config.name:>24}: already run (resumed from runs.jsonl)")
+        else:
+            model, metrics, seconds, peak = train_run(base, tokenizer, config, train_pairs, probe, seed, scratch)
+            del model
+            row = records.record_run(out_dir, config.name, meta, metrics, seconds, peak)
+            m = row["metrics"]
+            log(f"{config.name:>24}: task {m['task']:.2f}, fact recall {m['qa_recall']:.2f}, "
+                f"perplexity {m['perplexity']:.1f} (s = {config.scale:.3g}, {m['trainable']:,} trainable, "
+                f"{seconds:.0f} s)")
+        rows.append(row)
+    return rows
+
+
+def config_row(config: RunConfig, settings: SweepSettings, seed: int) -> dict:
+    """What a run's row records as its config (a resumed run must match it exactly)."""
+    c = asdict(config) | {"scale": config.scale, "seed": seed}
+    return c | {k: v for k, v in asdict(settings).items() if k in ("alpha0", "n_train", "n_task", "n_people")}
+
+
+def latest_runs(out_dir: str | Path) -> list[dict]:
+    """Rows of OUT_DIR/runs.jsonl, keeping the last row of each run name."""
+    rows = {}
+    for row in records.load_runs(out_dir):
+        rows[row["run"]] = row
+    return list(rows.values())
+
+
+# ---------------------------------------------------------------- full fine-tuning's update
+
+def update_spectra(before, after, modules=TARGETS["all linear"]) -> dict[str, torch.Tensor]:
+    """Singular values of W_after - W_before for every adapted matrix, by parameter name."""
+    old = dict(before.named_parameters())
+    out = {}
+    for name, p in after.named_parameters():
+        if name.endswith(".weight") and name.split(".")[-2] in modules:
+            delta = (p.detach().float() - old[name].detach().float()).cpu()
+            out[name.removeprefix("model.").removesuffix(".weight")] = torch.linalg.svdvals(delta)
+    return out
+
+
+def energy_rank(singular_values, energy: float = 0.9) -> int:
+    """The smallest k whose top-k singular values hold ``energy`` of the squared sum."""
+    e = singular_values.double() ** 2
+    cum = torch.cumsum(e, 0) / e.sum()
+    return int((cum < energy - 1e-12).sum()) + 1
+
+
+def random_energy_rank(shape: tuple[int, int], energy: float = 0.9, seed: int = 0) -> int:
+    """The same rank for a Gaussian matrix of this shape: what 'no low-rank structure' looks like."""
+    g = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    return energy_rank(torch.linalg.svdvals(g), energy)
+
+
+# ---------------------------------------------------------------- the explorer (pure function)
+
+def adapter_budget(arch: str | architectures.Architecture, rank: int, alpha: float = 16.0,
+                   targets: str = "all linear", rslora: bool = False, weight_bytes: int = 2) -> dict:
+    """What LoRA on ``arch`` costs: trainable parameters, adapter size (fp32 file), and training
+    memory for weights, gradients and AdamW states (frozen weights at ``weight_bytes`` each,
+    adapters in fp32), against full fine-tuning's 16 bytes per parameter. Activations excluded."""
+    if isinstance(arch, str):
+        arch = architectures.get_architecture(arch)
+    if rank < 1:
+        raise ValueError(f"LoRA rank must be at least 1, got {rank}.")
+    trainable, total = lora_parameters(arch, rank, targets), arch.parameter_count()
+    lora_memory = total * weight_bytes + trainable * (4 + 4 + 8)  # weights + fp32 grads + two moments
+    return {"model": arch.name, "rank": rank, "targets": targets, "scale": scale(rank, alpha, rslora),
+            "parameters": total, "trainable": trainable, "trainable_fraction": trainable / total,
+            "adapter_mb": trainable * 4 / 2**20, "model_mb": total * weight_bytes / 2**20,
+            "lora_training_gb": lora_memory / 2**30, "full_training_gb": total * 16 / 2**30}
+
+
+def format_budget(b: dict) -> str:
+    return (f"{b['model']}: {b['parameters'] / 1e6:,.1f}M parameters; LoRA r={b['rank']} on {b['targets']} "
+            f"(scale {b['scale']:.3g})\n"
+            f"  trainable {b['trainable']:,} ({b['trainable_fraction']:.3%} of the model)\n"
+            f"  adapter file {b['adapter_mb']:,.1f} MB (fp32) vs model {b['model_mb']:,.0f} MB\n"
+            f"  weights + gradients + AdamW: LoRA {b['lora_training_gb']:,.2f} GB vs full fine-tuning "
+            f"{b['full_training_gb']:,.2f} GB (activations not included)")
+
+
+def explorer(default: str = "SmolLM2-135M"):
+    """Widgets: model, rank, alpha, targets, rsLoRA -> parameters, adapter size, memory."""
+    import ipywidgets as widgets
+
+    def show(model, rank, alpha, targets, rslora):
+        print(format_budget(adapter_budget(model, rank, alpha, targets, rslora)))
+
+    return widgets.interactive(
+        show, model=widgets.Dropdown(options=list(architectures.ARCHITECTURES), value=default),
+        rank=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128, 256], value=16),
+        alpha=widgets.FloatText(value=32.0), targets=widgets.Dropdown(options=list(TARGETS), value="all linear"),
+        rslora=widgets.Checkbox(value=False, description="rsLoRA"))
+
+
+# ---------------------------------------------------------------- plots (return figures, never save)
+
+def plot_metric_vs_rank(rows: list[dict], metric: str = "task", base: float | None = None,
+                        full: float | None = None, ylabel: str = "target task (field accuracy)"):
+    """One panel per target choice, one line per scaling: ``metric`` against rank (log axis)."""
+    import matplotlib.pyplot as plt
+
+    lora_rows = [r for r in rows if r["config"]["rank"]]
+    choices = [t for t in reversed(TARGETS) if any(r["config"]["targets"] == t for r in lora_rows)]
+    ranks = sorted({r["config"]["rank"] for r in lora_rows})
+    fig, axes = plt.subplots(1, len(choices), figsize=(5.2 * len(choices), 3.6), sharey=True, squeeze=False)
+    for ax, t in zip(axes[0], choices):
+        for (sc, marker), colour in zip(zip(SCALINGS, "osD"), plt.cm.tab10.colors):
+            pts = sorted((r["config"]["rank"], r["metrics"][metric]) for r in lora_rows
+                         if r["config"]["targets"] == t and sc in r["config"]["scalings"])
+            if pts:
+                ax.plot(*zip(*pts), marker=marker, color=colour, label=sc)
+        if base is not None:
+            ax.axhline(base, color="grey", ls=":", label="base model")
+        if full is not None:
+            ax.axhline(full, color="black", ls="--", label="full fine-tuning")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ranks, [str(k) for k in ranks])
+        ax.set(title=f"LoRA on {t}", xlabel="rank r (log scale)", ylabel=ylabel)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_vs_forgetting(rows: list[dict], base: dict):
+    """Task gained (x) against fact recall lost (y): colour is rank, marker is scaling."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    fig, ax = plt.subplots(figsize=(6.6, 4.4))
+    ranks = [r["config"]["rank"] for r in rows if r["config"]["rank"]]
+    norm = LogNorm(min(ranks), max(ranks))
+    for r in rows:
+        c, m = r["config"], r["metrics"]
+        x, y = m["task"] - base["task"], base["qa_recall"] - m["qa_recall"]
+        if not c["rank"]:
+            ax.scatter(x, y, marker="*", s=160, color="black", label="full fine-tuning")
+            continue
+        marker = {"alpha ∝ r": "o", "fixed alpha": "s", "rsLoRA": "D"}[c["scalings"][0]] if c["rank"] > 1 else "P"
+        face = plt.cm.viridis(norm(c["rank"])) if c["targets"] == "all linear" else "none"
+        ax.scatter(x, y, marker=marker, s=45, facecolors=face, edgecolors=plt.cm.viridis(norm(c["rank"])))
+    for sc, marker in (("alpha ∝ r", "o"), ("fixed alpha", "s"), ("rsLoRA", "D"), ("rank 1 (all)", "P")):
+        ax.scatter([], [], marker=marker, color="grey", label=sc)
+    ax.scatter([], [], marker="o", facecolors="none", edgecolors="grey", label="hollow: q,v only")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="rank")
+    ax.set(xlabel="target task gained (field accuracy)", ylabel="fact recall lost",
+           title="learning vs forgetting, one point per run")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_spectra(spectra: dict, ranks: tuple[int, ...], energy: float = 0.9):
+    """Left: singular values of each update (normalised to the largest). Right: cumulative
+    energy, with the energy line and the swept LoRA ranks."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    kinds = list(TARGETS["all linear"])
+    colours = dict(zip(kinds, plt.cm.tab10.colors))
+    for name, s in spectra.items():
+        kind = name.split(".")[-1]
+        s = s.double()
+        idx = range(1, len(s) + 1)
+        ax1.plot(idx, (s / s[0]).numpy(), color=colours[kind], lw=0.9, alpha=0.8)
+        ax2.plot(idx, (torch.cumsum(s**2, 0) / (s**2).sum()).numpy(), color=colours[kind], lw=0.9, alpha=0.8)
+    for kind in kinds:
+        ax2.plot([], [], color=colours[kind], label=kind)
+    ax2.axhline(energy, color="black", ls="--", lw=0.8)
+    for r in ranks:
+        ax2.axvline(r, color="grey", ls=":", lw=0.8)
+    ax1.set_ylim(1e-3, 1.5)  # the last few values of each update are numerically zero
+    ax1.set(xscale="log", yscale="log", xlabel="index", ylabel="singular value / largest",
+            title="full fine-tuning update: singular values")
+    ax2.set(xscale="log", xlabel="index k (dotted: LoRA ranks swept)", ylabel="energy in top k",
+            title=f"cumulative energy ({energy:.0%} dashed)")
+    ax2.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
