@@ -287,7 +287,7 @@ MEMORY_LABS = {
     "ci": MemoryLab(ladder=(("SmolLM2-135M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
                             ("SmolLM2-360M", {"num_hidden_layers": 3, **_SMALL_VOCAB})),
                     train=("SmolLM2-135M", {"num_hidden_layers": 3, **_SMALL_VOCAB}),
-                    batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16, workers=2),
+                    batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16),
     "cpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {"num_hidden_layers": 8})),
                      train=("SmolLM2-135M", {"num_hidden_layers": 6, "vocab_size": 16384}),
                      batch=4, seq_len=256, steps=3, lora_steps=150, lora_lr=3e-3, lora_rank=16),
