@@ -1,6 +1,5 @@
-"""Trainer callbacks: a live loss plot (train and validation), peak-memory tracking, and a base for
-probes that measure the model during training.
-Introduced in notebook 01_full_finetuning (probes in 02_forgetting).
+"""Trainer callbacks: a live loss plot (train and validation) and peak-memory tracking.
+Introduced in notebook 01_full_finetuning.
 """
 
 from __future__ import annotations
@@ -70,32 +69,3 @@ class PeakMemory(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         self.peak = memory.peak_bytes()
         self.seconds = time.perf_counter() - self._start
-
-
-class Probe(TrainerCallback):
-    """Measure the model every ``every`` steps and at step 0; one row per measurement in ``rows``.
-    Subclasses say what to measure in ``metrics(model)``. Runs that start from the same model can
-    pass the step-0 row as ``initial`` instead of measuring it again.
-    Introduced in notebook 02_forgetting."""
-
-    def __init__(self, every: int, initial: dict | None = None):
-        self.every = every
-        self.rows: list[dict] = [dict(initial)] if initial else []
-
-    def metrics(self, model) -> dict:
-        raise NotImplementedError
-
-    def measure(self, model, step: int) -> dict:
-        was_training = model.training
-        row = {"step": step, **self.metrics(model)}
-        model.train(was_training)
-        self.rows.append(row)
-        return row
-
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if not self.rows:
-            self.measure(model, 0)
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.every == 0:
-            self.measure(model, state.global_step)

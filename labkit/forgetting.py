@@ -7,32 +7,46 @@ from __future__ import annotations
 
 import random
 
+from transformers import TrainerCallback
+
 from . import capabilities as C
 from . import world as W
-from .callbacks import Probe
 from .evaluate import accuracy, perplexity
 from .tasks import record_metric
 
 
-class CapabilityProbe(Probe):
+class CapabilityProbe(TrainerCallback):
     """Every ``every`` steps (and at step 0), measure fact recall, reading, perplexity and the
     target task on small fixed probes; rows go to ``self.rows``. Runs that start from the same
     model can pass the step-0 row as ``initial`` instead of measuring it again."""
 
     def __init__(self, tokenizer, world: W.World, task_pairs, every: int, n_people: int = 20,
                  initial: dict | None = None):
-        super().__init__(every, initial)
-        self.tok = tokenizer
+        self.tok, self.every = tokenizer, every
         self.recall = C.recall_pairs(world.qa_seen[:n_people])
         self.reading, _ = C.reading_pairs(world, 6 * n_people // 2)
         self.texts = C.heldout_texts(world, n_people)
         self.task = task_pairs
+        self.rows: list[dict] = [dict(initial)] if initial else []
 
-    def metrics(self, model) -> dict:
-        return {"qa_recall": accuracy(model, self.tok, self.recall),
-                "reading": accuracy(model, self.tok, self.reading),
-                "perplexity": perplexity(model, self.tok, self.texts),
-                "task": record_metric(model, self.tok, self.task)["field_accuracy"]}
+    def measure(self, model, step: int) -> dict:
+        was_training = model.training
+        row = {"step": step,
+               "qa_recall": accuracy(model, self.tok, self.recall),
+               "reading": accuracy(model, self.tok, self.reading),
+               "perplexity": perplexity(model, self.tok, self.texts),
+               "task": record_metric(model, self.tok, self.task)["field_accuracy"]}
+        model.train(was_training)
+        self.rows.append(row)
+        return row
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not self.rows:
+            self.measure(model, 0)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self.measure(model, state.global_step)
 
 
 def lora(model, rank: int, alpha: float | None = None, targets="all-linear", rslora: bool = False):

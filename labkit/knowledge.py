@@ -14,9 +14,9 @@ import random
 import time
 
 from torch.utils.data import Dataset
+from transformers import TrainerCallback
 
 from . import world as W
-from .callbacks import Probe
 
 
 def new_people(seed: int, n: int, base_seed: int = 0) -> list[W.Person]:
@@ -110,17 +110,29 @@ def finetune_on_documents(model, tokenizer, texts: list[str], out_dir: str, *, s
     return model, seconds
 
 
-class KnowledgeCurve(Probe):
+class KnowledgeCurve(TrainerCallback):
     """Every ``every`` steps (and at step 0): closed-book accuracy on the new facts and recall of
     old facts (``old_pairs``), so learning and forgetting show on one time axis."""
 
     def __init__(self, tokenizer, new_pairs, old_pairs, every: int, strict: bool = True,
                  initial: dict | None = None):
-        super().__init__(every, initial)
-        self.tok, self.new, self.old, self.strict = tokenizer, new_pairs, old_pairs, strict
+        self.tok, self.new, self.old, self.every, self.strict = tokenizer, new_pairs, old_pairs, every, strict
+        self.rows: list[dict] = [dict(initial)] if initial else []
 
-    def metrics(self, model) -> dict:
+    def measure(self, model, step: int) -> dict:
         from .rag import accuracy
 
-        return {"new_facts": accuracy(model, self.tok, self.new, self.strict),
-                "old_facts": accuracy(model, self.tok, self.old, self.strict)}
+        was_training = model.training
+        row = {"step": step, "new_facts": accuracy(model, self.tok, self.new, self.strict),
+               "old_facts": accuracy(model, self.tok, self.old, self.strict)}
+        model.train(was_training)
+        self.rows.append(row)
+        return row
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not self.rows:
+            self.measure(model, 0)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self.measure(model, state.global_step)
