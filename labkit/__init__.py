@@ -1,25 +1,42 @@
 """labkit: the machinery behind the LLM Fine-Tuning Lab's notebooks.
 
-``import labkit as lk`` gives every notebook its profile, world, model, training and evaluation;
-submodules load on first use (``lk.world``, ``lk.train``, ...).
-Layers, bottom to top: world, profiles, architectures -> tokenizer, models -> train, evaluate, capabilities ->
-tasks, card, memory, pretrain -> callbacks, records, plots, widgets.
+``import labkit as lk`` is the one import a notebook needs; every module is reachable by its short
+name (``lk.world``, ``lk.train``, ``lk.lora``, ``lk.plots.lora``, ...), loaded on first use.
+The tree shows the layers, bottom to top (a layer imports only from layers below it):
+
+- ``core``: settings (the validated profiles), the fictional world, architectures, units (no torch
+  in world/settings/units);
+- ``model``: loading and saving models (safetensors), the tokenizer, pretraining, the model card;
+- ``engine``: one training entry point (train), callbacks (probes, live loss, peak memory),
+  evaluation, scoring, capabilities, records (results and run rows), PEFT configs, memory;
+- ``topics``: one place per notebook topic (finetuning 01, forgetting 02, lora 03, qlora/ 04,
+  rag/ 05), each holding its experiment and its findings as functions;
+- ``views``: plots (``views/plots/<topic>.py``, every figure is drawn there and returned, never
+  saved) and widgets (thin shells over tested functions).
 """
 
 import importlib
 import logging
 import warnings
-from pathlib import Path
-
-from .models import ModelError, load_model
-from .profiles import get_profile
 
 # bitsandbytes announces optional CPU kernels it cannot fetch offline: noise for learners.
 warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
-# Every module in this package is a submodule reachable as lk.<name>, loaded on first use.
-_SUBMODULES = {p.stem for p in Path(__file__).parent.glob("[a-z]*.py")}
+# Short name -> module. A notebook writes lk.<short name>; the tree stays free to say where it lives.
+MODULES = {
+    "settings": "core.settings", "world": "core.world", "architectures": "core.architectures",
+    "units": "core.units",
+    "models": "model.loading", "tokenizer": "model.tokenizer", "pretrain": "model.pretrain",
+    "card": "model.card",
+    "train": "engine.train", "callbacks": "engine.callbacks", "evaluate": "engine.evaluate",
+    "scoring": "engine.scoring", "capabilities": "engine.capabilities", "records": "engine.records",
+    "peft_config": "engine.peft_config", "memory": "engine.memory",
+    "finetuning": "topics.finetuning", "forgetting": "topics.forgetting", "lora": "topics.lora",
+    "quantize": "topics.qlora.quantize", "estimate": "topics.qlora.estimate",
+    "memory_lab": "topics.qlora.memory_lab", "rag": "topics.rag.retrieval", "knowledge": "topics.rag.knowledge",
+    "plots": "views.plots", "widgets": "views.widgets",
+}
 
 
 def quiet() -> None:
@@ -32,10 +49,28 @@ def quiet() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
+def get_profile(name=None, **overrides):
+    """The validated settings of profile ``name`` (see labkit.core.settings.get_profile)."""
+    from .core.settings import get_profile as _get
+
+    return _get(name, **overrides)
+
+
+def load_model(*args, **kwargs):
+    """A model and its tokenizer (see labkit.model.loading.load_model)."""
+    from .model.loading import load_model as _load
+
+    return _load(*args, **kwargs)
+
+
 def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+    if name in MODULES:
+        return importlib.import_module(f".{MODULES[name]}", __name__)
+    if name == "ModelError":
+        from .model.loading import ModelError
+
+        return ModelError
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = sorted(_SUBMODULES) + ["ModelError", "load_model", "get_profile", "quiet"]
+__all__ = sorted(MODULES) + ["ModelError", "load_model", "get_profile", "quiet"]

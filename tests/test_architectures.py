@@ -3,7 +3,7 @@ import torch
 from transformers import LlamaForCausalLM
 
 import labkit as lk
-from labkit.architectures import ARCHITECTURES, get_architecture
+from labkit.core.architectures import ARCHITECTURES, get_architecture
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))

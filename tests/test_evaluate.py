@@ -3,10 +3,11 @@ import math
 import pytest
 import torch
 
-from labkit import evaluate, tasks
+from labkit import evaluate
+from labkit import finetuning as tasks
 from labkit import world as W
-from labkit.pretrain import PretrainConfig, model_config
-from labkit.tokenizer import build_tokenizer
+from labkit.model.pretrain import PretrainConfig, model_config
+from labkit.model.tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import torch
 
 from labkit import forgetting
 from labkit import world as W
-from labkit.pretrain import PretrainConfig, model_config
-from labkit.tokenizer import build_tokenizer
+from labkit.model.pretrain import PretrainConfig, model_config
+from labkit.model.tokenizer import build_tokenizer
 
 
 @pytest.fixture

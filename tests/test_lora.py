@@ -12,8 +12,8 @@ def tiny():
     """A tiny Llama with the course tokenizer's vocabulary (random weights)."""
     from transformers import LlamaForCausalLM
 
-    from labkit.pretrain import PretrainConfig, model_config
-    from labkit.tokenizer import build_tokenizer
+    from labkit.model.pretrain import PretrainConfig, model_config
+    from labkit.model.tokenizer import build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer()
@@ -154,7 +154,3 @@ def test_update_spectra(tiny):
     assert float(spectra["layers.0.self_attn.q_proj"].abs().max()) == 0.0
 
 
-def test_explorer_builds():
-    pytest.importorskip("ipywidgets")
-    w = lora.explorer()
-    assert w.children  # the controls and the output area

@@ -3,7 +3,7 @@ import shutil
 import pytest
 
 import labkit as lk
-from labkit.models import ModelError, base_model_dir, load_model, save_base_model
+from labkit.model.loading import ModelError, base_model_dir, load_model, save_base_model
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_incomplete_folder_says_how_to_restore(model_copy):
 
 def test_corrupt_weights_say_how_to_restore(model_copy):
     (model_copy / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ModelError, match="corrupt.*labkit.pretrain"):
+    with pytest.raises(ModelError, match="corrupt.*labkit.model.pretrain"):
         load_model(str(model_copy))
 
 

@@ -3,9 +3,9 @@ import itertools
 import torch
 
 from labkit import world as W
-from labkit.models import load_model, save_base_model
-from labkit.pretrain import PackedStream, PretrainConfig, pretrain
-from labkit.tokenizer import build_tokenizer
+from labkit.model.loading import load_model, save_base_model
+from labkit.model.pretrain import PackedStream, PretrainConfig, pretrain
+from labkit.model.tokenizer import build_tokenizer
 
 
 def test_blocks_hold_whole_documents_and_are_deterministic():
@@ -27,7 +27,7 @@ def test_blocks_hold_whole_documents_and_are_deterministic():
 def test_reading_documents_ask_only_what_the_passage_told():
     import random
 
-    from labkit.pretrain import reading_document
+    from labkit.model.pretrain import reading_document
 
     rng, taken = random.Random(0), set()
     people = [W.sample_person(rng, taken) for _ in range(2)]

@@ -1,6 +1,6 @@
 import pytest
 
-from labkit.profiles import PROFILES, get_profile
+from labkit.core.settings import PROFILES, get_profile
 
 
 def test_named_profiles():

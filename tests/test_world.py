@@ -1,7 +1,7 @@
 import random
 
 from labkit import world as W
-from labkit.tokenizer import build_tokenizer
+from labkit.model.tokenizer import build_tokenizer
 
 
 def render(w):

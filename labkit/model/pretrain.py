@@ -1,4 +1,4 @@
-"""Pretrain the course's base model on the world (``python -m labkit.pretrain``).
+"""Pretrain the course's base model on the world (``python -m labkit.model.pretrain``).
 
 The mix holds biographies (facts), question/answer pairs (so facts become extractable, as in
 Allen-Zhu & Li, Physics of LMs 3.1) and reading passages about freshly sampled people followed
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.utils.data import IterableDataset
 
-from . import world as W
+from labkit.core import world as W
 
 
 @dataclass
@@ -118,7 +118,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str, log=print):
     """Train a fresh model on the world; returns (model, tokenizer, seconds)."""
     from transformers import LlamaForCausalLM, Trainer, TrainingArguments, set_seed
 
-    from .tokenizer import build_tokenizer
+    from labkit.model.tokenizer import build_tokenizer
 
     set_seed(cfg.seed)
     tok = build_tokenizer()
@@ -150,7 +150,7 @@ def main(argv=None):
     torch.set_num_threads(max(1, torch.get_num_threads()))
     import shutil
 
-    from .models import save_base_model
+    from labkit.model.loading import save_base_model
 
     model, tok, seconds = pretrain(cfg, ns.out + ".trainer")
     print(f"trained in {seconds / 60:.1f} min")

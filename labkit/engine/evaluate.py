@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .world import END
+from labkit.core.world import END
 
 
 def _encode(tokenizer, prompt: str, answer: str):

@@ -9,10 +9,10 @@ import random
 
 from transformers import TrainerCallback
 
-from . import capabilities as C
-from . import world as W
-from .evaluate import accuracy, perplexity
-from .tasks import record_metric
+from labkit.core import world as W
+from labkit.engine import capabilities as C
+from labkit.engine.evaluate import accuracy, perplexity
+from labkit.topics.finetuning import record_metric
 
 
 class CapabilityProbe(TrainerCallback):
@@ -88,7 +88,7 @@ def replay_pairs(world: W.World, n: int, seed: int = 0) -> list[tuple[str, str]]
 
 def forgotten_facts(before_model, after_model, tokenizer, people: list[W.Person]) -> list[dict]:
     """Facts the first model answered right and the second answers wrong (with both answers)."""
-    from .evaluate import exact_match, generate
+    from labkit.engine.evaluate import exact_match, generate
 
     pairs = C.recall_pairs(people)
     was = exact_match(before_model, tokenizer, pairs)

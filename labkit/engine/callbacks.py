@@ -8,7 +8,7 @@ import time
 
 from transformers import TrainerCallback
 
-from . import memory
+from labkit.engine import memory
 
 
 def in_notebook() -> bool:
@@ -45,7 +45,7 @@ class LossHistory(TrainerCallback):
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        from .plots import loss_curves
+        from labkit.views.plots.training import loss_curves
 
         fig = loss_curves(self.train, self.val, title=self.title, log=self.log)
         if self._handle is None:

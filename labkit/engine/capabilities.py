@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 
-from . import world as W
-from .evaluate import exact_match, perplexity
+from labkit.core import world as W
+from labkit.engine.evaluate import exact_match, perplexity
 
 
 def recall_pairs(people: list[W.Person]) -> list[tuple[str, str]]:

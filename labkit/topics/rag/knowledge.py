@@ -16,7 +16,7 @@ import time
 from torch.utils.data import Dataset
 from transformers import TrainerCallback
 
-from . import world as W
+from labkit.core import world as W
 
 
 def new_people(seed: int, n: int, base_seed: int = 0) -> list[W.Person]:
@@ -89,7 +89,7 @@ def finetune_on_documents(model, tokenizer, texts: list[str], out_dir: str, *, s
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from .train import collator, training_args
+    from labkit.engine.train import collator, training_args
 
     class _BarOnly(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -120,7 +120,7 @@ class KnowledgeCurve(TrainerCallback):
         self.rows: list[dict] = [dict(initial)] if initial else []
 
     def measure(self, model, step: int) -> dict:
-        from .rag import accuracy
+        from labkit.topics.rag.retrieval import accuracy
 
         was_training = model.training
         row = {"step": step, "new_facts": accuracy(model, self.tok, self.new, self.strict),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .architectures import ARCHITECTURES, Architecture, get_architecture
+from labkit.core.architectures import ARCHITECTURES, Architecture, get_architecture
 
 GB = 1e9
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from .world import END
+from labkit.core.world import END
 
 
 class CompletionDataset(Dataset):

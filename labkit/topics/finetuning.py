@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 
-from . import world as W
-from .evaluate import generate
+from labkit.core import world as W
+from labkit.engine.evaluate import generate
 
 
 def record_pairs(world: W.World, n: int, split: str, seed: int = 0) -> list[tuple[str, str]]:

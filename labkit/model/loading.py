@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .profiles import COURSE_MODEL
+from labkit.core.settings import COURSE_MODEL
 
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
@@ -27,7 +27,7 @@ def data_dir() -> Path:
     one of its parents (a non-editable install run from a clone), else $LABKIT_DATA."""
     if os.environ.get("LABKIT_DATA"):
         return Path(os.environ["LABKIT_DATA"])
-    here = Path(__file__).resolve().parent.parent / "data"
+    here = Path(__file__).resolve().parents[2] / "data"  # labkit/model/loading.py -> the repository
     if (here / "base_model").is_dir():
         return here
     for parent in [Path.cwd(), *Path.cwd().parents]:
@@ -46,7 +46,7 @@ def _check_folder(path: Path) -> None:
     if missing:
         raise ModelError(f"The model folder {path} is incomplete (missing {', '.join(missing)}): "
                          "restore it with `git checkout -- data/base_model` or rebuild it with "
-                         "`python -m labkit.pretrain`.")
+                         "`python -m labkit.model.pretrain`.")
 
 
 def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
@@ -58,7 +58,7 @@ def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
     source = str(base_model_dir()) if model_id == COURSE_MODEL else model_id
     if model_id == COURSE_MODEL and not Path(source).is_dir():
         raise ModelError(f"The course model folder {source} is missing: run from a clone of the "
-                         "course (or set LABKIT_DATA), or rebuild it with `python -m labkit.pretrain`.")
+                         "course (or set LABKIT_DATA), or rebuild it with `python -m labkit.model.pretrain`.")
     if Path(source).is_dir():
         _check_folder(Path(source))
     try:
@@ -69,7 +69,7 @@ def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
         if Path(source).is_dir():
             raise ModelError(f"The model folder {source} is corrupt ({type(err).__name__}): "
                              "restore it with `git checkout -- data/base_model` or rebuild it "
-                             "with `python -m labkit.pretrain`.") from None
+                             "with `python -m labkit.model.pretrain`.") from None
         raise ModelError(f"Could not load model {model_id!r} from the Hugging Face hub (offline, "
                          "or a wrong id?): check the id, or use profile='ci' or 'cpu', which run "
                          "on the course's shipped model.") from None

@@ -1,0 +1,13 @@
+"""Every figure of the course, one module per topic (``lk.plots.training``, ``lk.plots.forgetting``,
+``lk.plots.lora``, ``lk.plots.memory``, ``lk.plots.rag``). Each function returns a matplotlib figure
+and never saves it: the notebook decides where it goes."""
+
+import importlib
+
+TOPICS = ("training", "forgetting", "lora", "memory", "rag")
+
+
+def __getattr__(name):
+    if name in TOPICS:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"labkit.plots has no module {name!r}; modules are {', '.join(TOPICS)}.")

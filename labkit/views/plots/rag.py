@@ -1,0 +1,65 @@
+"""Plots of notebook 05_rag_vs_finetuning: retrieval and accuracy against k, knowledge curves, the comparison."""
+
+from __future__ import annotations
+
+
+def by_k(recall: dict, accuracy: dict, oracle: float, k_used: int):
+    """Retrieval recall@k (left) and RAG answer accuracy (right) against k, one line per retriever."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for name in recall:
+        ks = sorted(recall[name])
+        left.plot(ks, [recall[name][k] for k in ks], "o-", label=name)
+        ks = sorted(accuracy[name])
+        right.plot(ks, [accuracy[name][k] for k in ks], "o-", label=f"RAG ({name})")
+    right.axhline(oracle, color="black", ls="--", lw=1, label="oracle passage")
+    for ax, title in ((left, "retrieval recall@k"), (right, "answer accuracy (exact match)")):
+        ax.axvline(k_used, color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="k (passages in the prompt)", title=title, ylim=(0, 1.05))
+        ax.set_xticks(sorted({k for d in recall.values() for k in d}))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def curves(curves: dict, rag_accuracy: float, old_base: float):
+    """Closed-book accuracy on the new facts (left) and recall of old facts (right) against
+    fine-tuning step, one line per run; RAG and the untouched base model as dashed lines."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for name, rows in curves.items():
+        steps = [r["step"] for r in rows]
+        style = "o-" if name.startswith("full") else "s--"
+        left.plot(steps, [r["new_facts"] for r in rows], style, ms=4, label=name)
+        right.plot(steps, [r["old_facts"] for r in rows], style, ms=4, label=name)
+    left.axhline(rag_accuracy, color="black", ls="--", lw=1, label="RAG (no training)")
+    right.axhline(old_base, color="black", ls="--", lw=1, label="base / RAG (weights untouched)")
+    left.set(title="new facts, closed-book", xlabel="fine-tuning step", ylabel="exact match", ylim=(0, 1.05))
+    right.set(title="old facts recalled (forgetting)", xlabel="fine-tuning step")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def comparison(rows: list[dict], chance: float):
+    """One bar pair per method: accuracy on the new facts and recall of old facts."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.2))
+    ys = list(range(len(rows)))[::-1]
+    new = [r["new_facts"] for r in rows]
+    old = [r["old_facts"] for r in rows]
+    ax.barh([y + 0.2 for y in ys], new, 0.4, label="new facts (accuracy)", color="tab:blue")
+    ax.barh([y - 0.2 for y in ys], old, 0.4, label="old facts (recall)", color="tab:grey")
+    for y, v in zip(ys, new):
+        ax.text(v + 0.01, y + 0.2, f"{v:.2f}", va="center", fontsize=7)
+    ax.axvline(chance, color="tab:red", ls=":", lw=1, label=f"chance ({chance:.2f})")
+    ax.set_yticks(ys, [r["method"] for r in rows], fontsize=8)
+    ax.set(xlim=(0, 1.12), xlabel="exact match")
+    ax.set_title("new knowledge: RAG vs fine-tuning", pad=24)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    fig.tight_layout()
+    return fig
