@@ -37,3 +37,17 @@ def run_notebook(name: str, tmp_path_factory, **parameters) -> dict:
             kernel_name="python3", language="python", cwd=str(NOTEBOOKS), progress_bar=False)
         _results[key] = json.loads((out / "results" / "results.json").read_text())
     return _results[key]
+
+
+@pytest.fixture
+def tiny():
+    """A tiny Llama with the course tokenizer's vocabulary (random weights, seeded) and that tokenizer."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from labkit.model.pretrain import PretrainConfig, model_config
+    from labkit.model.tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    return LlamaForCausalLM(model_config(tok, PretrainConfig(hidden=32, layers=2, heads=2))), tok

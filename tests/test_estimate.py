@@ -81,13 +81,3 @@ def test_accelerate_reports_the_largest_part_only():
     acc = estimate.accelerate_estimate(ARCH)
     assert acc["load_bytes"] >= 4 * ARCH.parameter_count()  # fp32 (it counts a tied lm_head again)
     assert acc["training_bf16_bytes"] == pytest.approx(2 * acc["load_bytes"], rel=0.01)  # 8 B/param
-
-
-def test_widget_calls_the_pure_function():
-    ipywidgets = pytest.importorskip("ipywidgets")
-    from labkit import widgets
-
-    w = widgets.memory_calculator()
-    assert isinstance(w, ipywidgets.interactive)
-    w.children[1].value = "full"  # method
-    assert w.kwargs["method"] == "full"

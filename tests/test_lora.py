@@ -5,19 +5,7 @@ import torch
 
 from labkit import architectures as A
 from labkit import lora, records
-
-
-@pytest.fixture
-def tiny():
-    """A tiny Llama with the course tokenizer's vocabulary (random weights)."""
-    from transformers import LlamaForCausalLM
-
-    from labkit.model.pretrain import PretrainConfig, model_config
-    from labkit.model.tokenizer import build_tokenizer
-
-    torch.manual_seed(0)
-    tok = build_tokenizer()
-    return LlamaForCausalLM(model_config(tok, PretrainConfig(hidden=32, layers=2, heads=2))), tok
+from labkit.core.settings import get_profile
 
 
 def test_scale():
@@ -87,8 +75,8 @@ def test_adapter_file_size(tiny, tmp_path):
 
 def test_sweep_configs_share_rank_one():
     b = lora.Budget(1e-3, 1, 1)
-    s = lora.SweepSettings(ranks=(1, 4, 16), grid=(("all linear", tuple(lora.SCALINGS), b), ("q,v", ("rsLoRA",), b)),
-                           full=b, alpha0=2.0, n_train=1, n_task=1, n_people=1)
+    s = lora.LoraSweep(ranks=(1, 4, 16), grid=(("all linear", tuple(lora.SCALINGS), b), ("q,v", ("rsLoRA",), b)),
+                       full=b, alpha0=2.0, n_train=1, n_task=1, n_people=1, energy=0.9)
     configs = lora.sweep_configs(s)
     assert len(configs) == 1 + 2 * 3 + 1 + 2
     assert len({c.name for c in configs}) == len(configs)
@@ -97,15 +85,6 @@ def test_sweep_configs_share_rank_one():
     by = {(c.rank, c.scalings[0]): c.scale for c in configs if c.targets == "all linear" and c.rank > 1}
     assert by[(16, "alpha ∝ r")] == 2.0 and by[(16, "fixed alpha")] == 2.0 / 16
     assert by[(16, "rsLoRA")] == 2.0 / 4
-
-
-def test_every_profile_has_a_sweep():
-    for name in ("ci", "cpu", "gpu"):
-        s = lora.get_sweep(name)
-        assert min(s.ranks) == 1 and max(s.ranks) == 64 and len(s.ranks) >= 4
-        assert {t for t, _, _ in s.grid} == set(lora.TARGETS)
-        assert all(set(scalings) <= set(lora.SCALINGS) for _, scalings, _ in s.grid)
-    assert lora.get_sweep("cpu").ranks == (1, 2, 4, 8, 16, 32, 64)
 
 
 def test_sweep_writes_rows_and_resumes(tiny, tmp_path, monkeypatch):
@@ -118,7 +97,7 @@ def test_sweep_writes_rows_and_resumes(tiny, tmp_path, monkeypatch):
         return None, {"task": 0.5, "qa_recall": 1.0, "perplexity": 2.0, "trainable": config.rank}, 1.0, 2**20
 
     monkeypatch.setattr(lora, "train_run", fake_train)
-    s = lora.get_sweep("ci")
+    s = get_profile("ci").lora
     configs = lora.sweep_configs(s)[:3]
     rows = lora.run_sweep(model, tok, configs, [], s, None, 0, tmp_path, str(tmp_path), log=lambda m: None)
     assert [r["run"] for r in rows] == [c.name for c in configs] == calls

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from labkit import evaluate, train
 from labkit import knowledge as K
 from labkit import rag as R
 from labkit import world as W
@@ -113,18 +114,10 @@ def test_answers_right_lenient_and_strict(base):
     model, tok = base
     p = K.new_people(0, 1)[0]
     pairs = R.oracle_pairs([K.single_rendering(p)], [p])
-    assert R.accuracy(model, tok, pairs, strict=True) == 1.0
-    assert R.accuracy(model, tok, pairs, strict=False) == 1.0
+    assert evaluate.accuracy(model, tok, pairs, strict=True) == 1.0
+    assert evaluate.accuracy(model, tok, pairs, strict=False) == 1.0
     wrong = [(q, "Fort Nowhere") for q, _ in pairs]
-    assert R.accuracy(model, tok, wrong, strict=False) == 0.0
-
-
-def test_document_dataset_trains_on_every_token(base):
-    _, tok = base
-    ds = K.DocumentDataset(tok, ["Bobo Sete was born in Fort Marrow ."])
-    row = ds[0]
-    assert row["input_ids"] == row["labels"]
-    assert row["input_ids"][0] == tok.bos_token_id and row["input_ids"][-1] == tok.eos_token_id
+    assert evaluate.accuracy(model, tok, wrong, strict=False) == 0.0
 
 
 def test_knowledge_curve_and_finetuning_learn(base, tmp_path):
@@ -134,16 +127,13 @@ def test_knowledge_curve_and_finetuning_learn(base, tmp_path):
     people = K.new_people(3, 2)
     questions = K.closed_book_pairs(people)
     curve = K.KnowledgeCurve(tok, questions, questions[:2], every=10)
-    tuned, seconds = K.finetune_on_documents(copy.deepcopy(model), tok, K.documents(people), str(tmp_path),
-                                             steps=20, batch_size=2, lr=1e-3, callbacks=[curve])
-    assert seconds > 0 and [r["step"] for r in curve.rows] == [0, 10, 20]
+    result = train.fit(copy.deepcopy(model), tok, K.documents(people), out_dir=str(tmp_path), steps=20,
+                       batch_size=2, lr=1e-3, schedule="cosine", callbacks=[curve])
+    assert result.seconds > 0 and [r["step"] for r in curve.rows] == [0, 10, 20]
     assert curve.rows[-1]["new_facts"] > curve.rows[0]["new_facts"]
 
 
-def test_settings_and_table():
-    assert R.settings("ci").n_people <= R.settings("cpu").n_people
-    with pytest.raises(ValueError, match="profile"):
-        R.settings("tpu")
+def test_table():
     table = R.format_table([{"method": "x", "new_facts": 0.5, "old_facts": 1.0, "reading": 1.0,
                              "train_seconds": 0.0, "latency_ms": None, "prompt_tokens": 10}])
     assert "| x " in table and " - " in table and "0.50" in table

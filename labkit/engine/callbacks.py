@@ -1,5 +1,5 @@
-"""Trainer callbacks: a live loss plot (train and validation) and peak-memory tracking.
-Introduced in notebook 01_full_finetuning.
+"""Trainer callbacks: measurements during training (``Probe``), a live loss plot, peak memory, and a
+progress bar without the metric dictionaries. Introduced in notebook 01_full_finetuning.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 from labkit.engine import memory
 
@@ -19,6 +20,46 @@ def in_notebook() -> bool:
         return get_ipython() is not None and "IPKernelApp" in get_ipython().config
     except ImportError:
         return False
+
+
+class BarOnly(ProgressCallback):
+    """The Trainer's progress bar, without the metric dictionaries it prints at each log (the live
+    plot and the notebook's own lines show the numbers)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+
+class Probe(TrainerCallback):
+    """Measures the model at step 0 and every ``every`` steps; one row per measurement in ``rows``.
+    Subclasses say what to measure in ``metrics(model) -> dict``. Runs that start from the same
+    model can pass the step-0 row as ``initial`` instead of measuring it again."""
+
+    def __init__(self, every: int, initial: dict | None = None):
+        if every < 1:
+            raise ValueError(f"A probe measures every N >= 1 steps, got {every}.")
+        self.every = every
+        self.rows: list[dict] = [dict(initial)] if initial else []
+
+    def metrics(self, model) -> dict:
+        raise NotImplementedError
+
+    def measure(self, model, step: int) -> dict:
+        """Measure now (in eval mode, restoring the training mode after) and keep the row."""
+        was_training = model.training
+        model.eval()
+        row = {"step": step, **self.metrics(model)}
+        model.train(was_training)
+        self.rows.append(row)
+        return row
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not self.rows:
+            self.measure(model, 0)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self.measure(model, state.global_step)
 
 
 class LossHistory(TrainerCallback):

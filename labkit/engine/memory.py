@@ -10,8 +10,6 @@ import sys
 
 import torch
 
-MB = 2**20
-
 
 def reset_peak() -> None:
     """Start a new peak: CUDA's counter, or the process RSS high-water mark (Linux)."""

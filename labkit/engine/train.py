@@ -1,16 +1,24 @@
-"""Fine-tuning through the Hugging Face Trainer: prompt/completion data, one call.
+"""The course's one training entry point, on the Hugging Face Trainer: ``fit`` (train and report) and
+``trainer`` (build one, for lessons that need the Trainer itself, e.g. early stopping).
 
-The loss is on the completion only (prompt tokens get label -100). Callbacks add the live loss
-plot, memory tracking and early stopping; nothing here is a home-made training loop.
-Introduced in notebook 01_full_finetuning.
+Data can be (prompt, completion) pairs (loss on the completion only: prompt tokens get label
+-100), plain documents (continued pretraining: loss on every token) or any torch Dataset of
+``input_ids``/``labels``. Full fine-tuning, LoRA, QLoRA and the rest of the PEFT family all go
+through here: the model passed in decides what trains. Callbacks add probes, the live loss plot
+and early stopping; peak memory and wall time are always measured. Nothing here is a home-made
+training loop. Introduced in notebook 01_full_finetuning.
 """
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Dataset
 
 from labkit.core.world import END
+from labkit.engine.callbacks import BarOnly, PeakMemory
 
 
 class CompletionDataset(Dataset):
@@ -33,64 +41,125 @@ class CompletionDataset(Dataset):
         return self.rows[i]
 
 
+class DocumentDataset(Dataset):
+    """Documents for continued pretraining: ``<bos> text <eos>``, loss on every token."""
+
+    def __init__(self, tokenizer, texts: list[str], max_len: int = 256):
+        self.rows = []
+        for text in texts:
+            ids = (tokenizer(text).input_ids + [tokenizer.eos_token_id])[:max_len]
+            self.rows.append({"input_ids": ids, "labels": list(ids)})
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+def dataset(tokenizer, data) -> Dataset | None:
+    """A Dataset from pairs (completion loss), strings (document loss) or a Dataset (as it is)."""
+    if data is None or isinstance(data, Dataset):
+        return data
+    data = list(data)
+    if not data:
+        raise ValueError("No training examples: give at least one (prompt, completion) pair or document.")
+    if all(isinstance(d, str) for d in data):
+        return DocumentDataset(tokenizer, data)
+    if all(isinstance(d, (tuple, list)) and len(d) == 2 for d in data):
+        return CompletionDataset(tokenizer, data)
+    raise TypeError("Training data must be (prompt, completion) pairs, document strings or a torch Dataset.")
+
+
 def training_args(out_dir: str, *, steps: int | None = None, epochs: float | None = None,
-                  batch_size: int = 16, lr: float = 1e-3, eval_every: int | None = None,
-                  keep_best: bool = False, seed: int = 0, **extra):
+                  batch_size: int = 16, lr: float = 1e-3, eval_every: int | str | None = None,
+                  keep_best: bool = False, seed: int = 0, schedule: str = "constant", **extra):
     """TrainingArguments with the course's defaults: no hub, no reporting, CPU or CUDA as found,
-    fp16/bf16 on a GPU, evaluation every ``eval_every`` steps (or every epoch if None)."""
+    mixed precision on a GPU (bf16 from compute capability 8.0, else fp16 with a loss scaler),
+    evaluation every ``eval_every`` steps ('epoch': every epoch; None: none), ``schedule`` 'constant' or 'cosine' (after
+    a 5% warm-up, as in pretraining)."""
     from transformers import TrainingArguments
 
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"Unknown schedule {schedule!r}: use 'constant' or 'cosine'.")
+    if (steps is None) == (epochs is None):
+        raise ValueError("Give exactly one of steps or epochs.")
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    strategy = "steps" if eval_every else "epoch"
+    bf16 = cuda and torch.cuda.get_device_capability()[0] >= 8  # a T4 (7.5) only emulates bf16
+    strategy = "epoch" if eval_every == "epoch" else "steps" if eval_every else "no"
+    every = eval_every if strategy == "steps" else None
     kwargs = dict(
-        output_dir=out_dir, per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size * 2, learning_rate=lr, lr_scheduler_type="constant_with_warmup",
-        warmup_steps=0, weight_decay=0.0, logging_steps=eval_every or 1,
-        logging_strategy=strategy, eval_strategy=strategy, eval_steps=eval_every,
-        save_strategy=strategy if keep_best else "no", save_steps=eval_every,
+        output_dir=out_dir, per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size * 2,
+        learning_rate=lr, weight_decay=0.0, logging_steps=every or 10, logging_strategy=strategy,
+        eval_strategy=strategy, eval_steps=every, save_strategy=strategy if keep_best else "no", save_steps=every,
         load_best_model_at_end=keep_best, metric_for_best_model="eval_loss" if keep_best else None,
         greater_is_better=False if keep_best else None, save_total_limit=2 if keep_best else None,
-        save_only_model=True, report_to="none", use_cpu=not cuda, bf16=bf16,
-        fp16=cuda and not bf16, seed=seed, data_seed=seed, dataloader_num_workers=0,
-        remove_unused_columns=False,
+        save_only_model=True, report_to="none", use_cpu=not cuda, bf16=bf16, fp16=cuda and not bf16,
+        seed=seed, data_seed=seed, dataloader_num_workers=0, remove_unused_columns=False,
+        eval_on_start=bool(eval_every),  # a step-0 point on the curve
         # Keep the training progress bar: transformers hides it whenever its logging is quieter
         # than warnings, which lk.quiet() makes it (and prints a metrics dict instead).
         disable_tqdm=False)
+    if schedule == "cosine":
+        kwargs.update(lr_scheduler_type="cosine", warmup_steps=max(1, (steps or 20) // 20))
+    else:
+        kwargs.update(lr_scheduler_type="constant_with_warmup", warmup_steps=0)
     if steps is not None:
         kwargs["max_steps"] = steps
-    if epochs is not None:
+    else:
         kwargs["num_train_epochs"] = epochs
     kwargs.update(extra)
-    kwargs.setdefault("eval_on_start", kwargs["eval_strategy"] != "no")  # a step-0 point on the curve
     return TrainingArguments(**kwargs)
 
 
 def collator(tokenizer):
     """Pads input_ids with the pad token and labels with -100 (ignored by the loss)."""
-    from transformers import DataCollatorForSeq2Seq
+    from transformers import DataCollatorForSeq2Seq, default_data_collator
 
+    if tokenizer is None:  # fixed-length tensors: stack them
+        return default_data_collator
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
 
 
-def make_trainer(model, tokenizer, train_pairs, eval_pairs, args, callbacks=()):
-    """A Trainer over prompt/completion pairs (dynamic padding, loss on completions).
-    The text progress bar keeps its bar but not its per-log dictionaries (the live plot shows
-    the losses); in Jupyter, the Trainer's own notebook table is kept."""
+def trainer(model, tokenizer, data, *, out_dir: str, eval_data=None, callbacks=(), progress: bool = True,
+            **args):
+    """A Trainer over ``data`` (see ``dataset``) with ``training_args(out_dir, **args)``. With
+    ``progress`` the bar is kept without its per-log dictionaries; without it, nothing prints."""
     from transformers import Trainer
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    class BarOnly(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
+    if not progress:
+        args["disable_tqdm"] = True
+    t = Trainer(model=model, args=training_args(out_dir, **args), train_dataset=dataset(tokenizer, data),
+                eval_dataset=dataset(tokenizer, eval_data), data_collator=collator(tokenizer),
+                callbacks=list(callbacks))
+    t.pop_callback(PrinterCallback)  # it prints the final metrics dict when the bar is off
+    if t.pop_callback(ProgressCallback) is not None and progress:
+        t.add_callback(BarOnly)
+    return t
 
-    trainer = Trainer(
-        model=model, args=args, train_dataset=CompletionDataset(tokenizer, train_pairs),
-        eval_dataset=CompletionDataset(tokenizer, eval_pairs) if eval_pairs else None,
-        data_collator=collator(tokenizer), callbacks=list(callbacks))
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(BarOnly)
-    return trainer
+
+@dataclass
+class Fit:
+    """What ``fit`` returns: the trained model (also changed in place), its Trainer, the training
+    wall time, the peak memory while training (bytes) and the optimiser steps taken."""
+    model: object
+    trainer: object
+    seconds: float
+    peak_bytes: int
+    steps: int
+
+
+def fit(model, tokenizer, data, *, out_dir: str, **kwargs) -> Fit:
+    """Train ``model`` on ``data`` with the Trainer (arguments as for ``trainer``) and measure it."""
+    peak = PeakMemory()
+    t = trainer(model, tokenizer, data, out_dir=out_dir, callbacks=[*kwargs.pop("callbacks", ()), peak],
+                **kwargs)
+    start = time.perf_counter()
+    t.train()
+    seconds = time.perf_counter() - start
+    model.eval()
+    return Fit(model, t, seconds, peak.peak, t.state.global_step)
 
 
 def count_parameters(model) -> dict:

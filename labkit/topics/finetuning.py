@@ -12,6 +12,7 @@ import random
 
 from labkit.core import world as W
 from labkit.engine.evaluate import generate
+from labkit.engine.scoring import field_accuracy
 
 
 def record_pairs(world: W.World, n: int, split: str, seed: int = 0) -> list[tuple[str, str]]:
@@ -25,14 +26,7 @@ def record_pairs(world: W.World, n: int, split: str, seed: int = 0) -> list[tupl
 
 def score_records(predictions: list[str], answers: list[str]) -> dict:
     """Field accuracy (each attribute value right) and record exact match (all right)."""
-    fields, exact = [], []
-    for pred, gold in zip(predictions, answers):
-        p, g = W.parse_record(pred), W.parse_record(gold)
-        hits = [p.get(k) == v for k, v in g.items()]
-        fields += hits
-        exact.append(all(hits))
-    return {"field_accuracy": sum(fields) / max(len(fields), 1),
-            "record_exact": sum(exact) / max(len(exact), 1)}
+    return field_accuracy([W.parse_record(p) for p in predictions], [W.parse_record(a) for a in answers])
 
 
 def record_metric(model, tokenizer, pairs, batch_size: int = 32) -> dict:

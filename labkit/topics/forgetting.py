@@ -7,56 +7,31 @@ from __future__ import annotations
 
 import random
 
-from transformers import TrainerCallback
-
 from labkit.core import world as W
 from labkit.engine import capabilities as C
+from labkit.engine.callbacks import Probe
 from labkit.engine.evaluate import accuracy, perplexity
 from labkit.topics.finetuning import record_metric
 
 
-class CapabilityProbe(TrainerCallback):
-    """Every ``every`` steps (and at step 0), measure fact recall, reading, perplexity and the
-    target task on small fixed probes; rows go to ``self.rows``. Runs that start from the same
-    model can pass the step-0 row as ``initial`` instead of measuring it again."""
+class CapabilityProbe(Probe):
+    """Fact recall, reading, perplexity and the target task on small fixed probes, at step 0 and
+    every ``every`` steps (see ``labkit.callbacks.Probe``)."""
 
     def __init__(self, tokenizer, world: W.World, task_pairs, every: int, n_people: int = 20,
                  initial: dict | None = None):
-        self.tok, self.every = tokenizer, every
+        super().__init__(every, initial)
+        self.tok = tokenizer
         self.recall = C.recall_pairs(world.qa_seen[:n_people])
         self.reading, _ = C.reading_pairs(world, 6 * n_people // 2)
         self.texts = C.heldout_texts(world, n_people)
         self.task = task_pairs
-        self.rows: list[dict] = [dict(initial)] if initial else []
 
-    def measure(self, model, step: int) -> dict:
-        was_training = model.training
-        row = {"step": step,
-               "qa_recall": accuracy(model, self.tok, self.recall),
-               "reading": accuracy(model, self.tok, self.reading),
-               "perplexity": perplexity(model, self.tok, self.texts),
-               "task": record_metric(model, self.tok, self.task)["field_accuracy"]}
-        model.train(was_training)
-        self.rows.append(row)
-        return row
-
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if not self.rows:
-            self.measure(model, 0)
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.every == 0:
-            self.measure(model, state.global_step)
-
-
-def lora(model, rank: int, alpha: float | None = None, targets="all-linear", rslora: bool = False):
-    """Wrap ``model`` with PEFT LoRA adapters (alpha defaults to 2 * rank)."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else 2 * rank,
-                        target_modules=targets, lora_dropout=0.0, use_rslora=rslora,
-                        task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    def metrics(self, model) -> dict:
+        return {"qa_recall": accuracy(model, self.tok, self.recall),
+                "reading": accuracy(model, self.tok, self.reading),
+                "perplexity": perplexity(model, self.tok, self.texts),
+                "task": record_metric(model, self.tok, self.task)["field_accuracy"]}
 
 
 def train_top_layers(model, n_layers: int):

@@ -17,11 +17,10 @@ from pathlib import Path
 import torch
 
 from labkit.core import architectures
+from labkit.core.settings import Budget, LoraSweep
 from labkit.engine import records
+from labkit.engine.peft_config import TARGETS, add_lora
 
-# Module names of a Llama block, by target choice (the LoRA paper adapted q and v only).
-TARGETS = {"q,v": ("q_proj", "v_proj"),
-           "all linear": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")}
 # How alpha follows the rank; all three give the same scale s at rank 1.
 SCALINGS = {"alpha ∝ r": "s = alpha0 (alpha = alpha0 * r)",
             "fixed alpha": "s = alpha0 / r",
@@ -78,12 +77,8 @@ def lora_parameters(arch: architectures.Architecture, rank: int, targets: str = 
 
 
 def apply_lora(model, rank: int, alpha: float, targets: str = "all linear", rslora: bool = False):
-    """Wrap ``model`` with PEFT LoRA (forgetting.lora) on the target choice's modules."""
-    from labkit.topics.forgetting import lora
-
-    if targets not in TARGETS:
-        raise ValueError(f"Unknown target choice {targets!r}: use one of {', '.join(TARGETS)}.")
-    return lora(model, rank, alpha=alpha, targets=list(TARGETS[targets]), rslora=rslora)
+    """Wrap ``model`` with PEFT LoRA on the target choice's modules (``labkit.peft_config``)."""
+    return add_lora(model, rank, alpha=alpha, targets=targets, rslora=rslora)
 
 
 def adapter_file_bytes(peft_model, folder: str | Path) -> int:
@@ -93,46 +88,6 @@ def adapter_file_bytes(peft_model, folder: str | Path) -> int:
 
 
 # ---------------------------------------------------------------- the sweep
-
-@dataclass(frozen=True)
-class Budget:
-    lr: float          # learning rate (LoRA needs a higher one than full fine-tuning)
-    steps: int         # optimiser steps
-    batch_size: int    # examples per step
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    ranks: tuple[int, ...]             # LoRA ranks swept
-    grid: tuple[tuple[str, tuple[str, ...], Budget], ...]  # (target choice, scalings run, its budget)
-    full: Budget                       # full fine-tuning on the same data
-    alpha0: float                      # the scale s at rank 1, where all scalings agree
-    n_train: int                       # training examples (record task)
-    n_task: int                        # held-out people the task metric is measured on
-    n_people: int                      # pretraining people asked about (fact recall probe)
-
-
-_ALL = tuple(SCALINGS)
-SWEEPS = {
-    # ci: four ranks; all three scalings on all linear layers, alpha ∝ r only on q,v. q,v gets twice
-    # the updates (same examples) and twice the learning rate: at all-linear's budget its rank-1
-    # run never picks up the record format in ci's step budget.
-    "ci": SweepSettings(ranks=(1, 4, 16, 64),
-                        grid=(("all linear", _ALL, Budget(5e-3, 30, 8)), ("q,v", ("alpha ∝ r",), Budget(1e-2, 60, 4))),
-                        full=Budget(1e-3, 30, 8), alpha0=2.0, n_train=192, n_task=24, n_people=20),
-    "cpu": SweepSettings(ranks=(1, 2, 4, 8, 16, 32, 64),
-                         grid=(("all linear", _ALL, Budget(5e-3, 60, 8)), ("q,v", _ALL, Budget(1e-2, 120, 4))),
-                         full=Budget(1e-3, 60, 8), alpha0=2.0, n_train=512, n_task=48, n_people=40),
-    "gpu": SweepSettings(ranks=(1, 2, 4, 8, 16, 32, 64),
-                         grid=(("all linear", _ALL, Budget(5e-4, 200, 16)), ("q,v", _ALL, Budget(1e-3, 400, 8))),
-                         full=Budget(5e-5, 200, 16), alpha0=2.0, n_train=2048, n_task=100, n_people=100),
-}
-
-
-def get_sweep(profile) -> SweepSettings:
-    """The sweep settings for a profile (a Profile or its name)."""
-    return SWEEPS[getattr(profile, "name", profile)]
-
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -159,7 +114,7 @@ def _short(scaling: str) -> str:
     return {"alpha ∝ r": "prop", "fixed alpha": "fixed", "rsLoRA": "rs"}[scaling]
 
 
-def sweep_configs(settings: SweepSettings) -> list[RunConfig]:
+def sweep_configs(settings: LoraSweep) -> list[RunConfig]:
     """Every run of the sweep. At rank 1 the three scalings are the same run, so it is run once."""
     out = []
     for targets, scalings, budget in settings.grid:
@@ -173,37 +128,31 @@ def sweep_configs(settings: SweepSettings) -> list[RunConfig]:
     return out
 
 
-def full_config(settings: SweepSettings) -> RunConfig:
+def full_config(settings: LoraSweep) -> RunConfig:
     """Full fine-tuning on the sweep's data, for comparison."""
     return RunConfig("full", 0, 0.0, False, (), settings.full)
 
 
 def train_run(base, tokenizer, config: RunConfig, train_pairs, probe, seed: int, scratch: str):
-    """Fine-tune a copy of ``base`` (LoRA or full) with the Trainer; measure it with ``probe``
-    (a forgetting.CapabilityProbe). Returns (model, metrics, seconds, peak bytes)."""
+    """Fine-tune a copy of ``base`` (LoRA or full) through ``labkit.train.fit``; measure it with
+    ``probe`` (a forgetting.CapabilityProbe). Returns (model, metrics, seconds, peak bytes)."""
     from transformers import set_seed
-    from transformers.trainer_callback import PrinterCallback
 
-    from labkit.engine.callbacks import PeakMemory
-    from labkit.engine.train import count_parameters, make_trainer, training_args
+    from labkit.engine.train import count_parameters, fit
 
     set_seed(seed)
     model = copy.deepcopy(base)
     if config.rank:
         model = apply_lora(model, config.rank, config.alpha, config.targets, config.rslora)
-    peak = PeakMemory()
     b = config.budget
-    args = training_args(f"{scratch}/{config.name}", steps=b.steps, batch_size=b.batch_size, lr=b.lr, eval_every=None,
-                         eval_strategy="no", logging_strategy="no", seed=seed, disable_tqdm=True)
-    trainer = make_trainer(model, tokenizer, train_pairs, None, args, callbacks=[peak])
-    trainer.remove_callback(PrinterCallback)  # one line per run is printed by run_sweep instead
-    trainer.train()
+    result = fit(model, tokenizer, train_pairs, out_dir=f"{scratch}/{config.name}", steps=b.steps,
+                 batch_size=b.batch_size, lr=b.lr, seed=seed, progress=False)  # run_sweep prints one line a run
     metrics = {k: v for k, v in probe.measure(model, b.steps).items() if k != "step"}
     metrics["trainable"] = count_parameters(model)["trainable"]
-    return model, metrics, peak.seconds, peak.peak
+    return model, metrics, result.seconds, result.peak_bytes
 
 
-def run_sweep(base, tokenizer, configs, train_pairs, settings: SweepSettings, probe, seed: int,
+def run_sweep(base, tokenizer, configs, train_pairs, settings: LoraSweep, probe, seed: int,
               out_dir: str | Path, scratch: str, log=print) -> list[dict]:
     """Run every config not already in OUT_DIR/runs.jsonl with the same settings (so an
     interrupted sweep resumes), one row per run through records.record_run."""
@@ -226,7 +175,7 @@ def run_sweep(base, tokenizer, configs, train_pairs, settings: SweepSettings, pr
     return rows
 
 
-def config_row(config: RunConfig, settings: SweepSettings, seed: int) -> dict:
+def config_row(config: RunConfig, settings: LoraSweep, seed: int) -> dict:
     """What a run's row records as its config (a resumed run must match it exactly)."""
     c = asdict(config) | {"scale": config.scale, "seed": seed}
     return c | {k: v for k, v in asdict(settings).items() if k in ("alpha0", "n_train", "n_task", "n_people")}

@@ -4,11 +4,11 @@ Introduced in notebook 04_qlora_memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from labkit.engine.memory import current_bytes, peak_bytes, release_free_memory, reset_peak
+from labkit.engine.peft_config import add_lora
+from labkit.engine.train import trainer
 
 
 class _RandomTokens(torch.utils.data.Dataset):
@@ -30,7 +30,7 @@ def load_for_training(path, method: str, dtype: str = "fp32", lora_rank: int = 1
     """The model at ``path`` ready for ``method``: 'full' (every weight trains), 'lora' (frozen base
     in ``dtype`` + LoRA on every block linear), 'qlora' (NF4 + double quantization base, prepared
     by PEFT's ``prepare_model_for_kbit_training``, + LoRA)."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
     from labkit.topics.qlora import quantize
@@ -44,8 +44,7 @@ def load_for_training(path, method: str, dtype: str = "fp32", lora_rank: int = 1
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=tdtype, device_map=device)
     if method in ("lora", "qlora"):
-        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.0,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+        model = add_lora(model, lora_rank)
     materialize(model)
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -95,20 +94,10 @@ def saved_activation_bytes(model, input_ids) -> int:
 def _trainer(model, data, batch, steps, optimizer, checkpointing):
     import tempfile
 
-    from transformers import Trainer, TrainingArguments
-
-    args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="mem-"), per_device_train_batch_size=batch, max_steps=steps,
-        learning_rate=1e-4, optim={"adamw": "adamw_torch_fused", "adamw8bit": "adamw_bnb_8bit"}[optimizer],
-        gradient_checkpointing=checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False},
-        report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no",
-        use_cpu=not torch.cuda.is_available(), bf16=False, fp16=False, dataloader_num_workers=0,
-        disable_tqdm=True, max_grad_norm=1.0, seed=0)
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer = Trainer(model=model, args=args, train_dataset=data)
-    trainer.remove_callback(PrinterCallback)  # no metrics dictionary printed by each process
-    return trainer
+    return trainer(model, None, data, out_dir=tempfile.mkdtemp(prefix="mem-"), steps=steps, batch_size=batch,
+                   lr=1e-4, optim={"adamw": "adamw_torch_fused", "adamw8bit": "adamw_bnb_8bit"}[optimizer],
+                   gradient_checkpointing=checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False},
+                   bf16=False, fp16=False, max_grad_norm=1.0, progress=False)
 
 
 def _warm_up(method, checkpointing, optimizer, dtype):
@@ -199,38 +188,3 @@ def _measure(config: dict) -> dict:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     return measure_training(**config)
-
-
-@dataclass(frozen=True)
-class MemoryLab:
-    """Sizes of notebook 04 per profile."""
-
-    ladder: tuple  # (architecture name, overrides) rungs whose weights are loaded in every format
-    train: tuple   # (architecture name, overrides) of the model whose training peaks are measured
-    batch: int     # sequences per measured training step
-    seq_len: int   # tokens per sequence in the measured steps
-    steps: int     # Trainer steps per measured configuration (the 2nd has optimizer states and activations)
-    lora_steps: int  # LoRA vs QLoRA on the course task: optimiser steps each
-    lora_lr: float   # LoRA learning rate
-    lora_rank: int   # LoRA rank (every linear layer of the blocks)
-    workers: int = 1  # fresh processes measuring at the same time (memory adds up: 1 on Binder's 2 GB)
-
-
-_SMALL_VOCAB = {"vocab_size": 8192}
-MEMORY_LABS = {
-    "ci": MemoryLab(ladder=(("SmolLM2-135M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
-                            ("SmolLM2-360M", {"num_hidden_layers": 3, **_SMALL_VOCAB})),
-                    train=("SmolLM2-135M", {"num_hidden_layers": 3, **_SMALL_VOCAB}),
-                    batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16),
-    "cpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {"num_hidden_layers": 8})),
-                     train=("SmolLM2-135M", {"num_hidden_layers": 6, "vocab_size": 16384}),
-                     batch=4, seq_len=256, steps=3, lora_steps=150, lora_lr=3e-3, lora_rank=16),
-    "gpu": MemoryLab(ladder=(("SmolLM2-135M", {}), ("SmolLM2-360M", {}), ("SmolLM2-1.7B", {})),
-                     train=("SmolLM2-360M", {}),
-                     batch=8, seq_len=512, steps=3, lora_steps=300, lora_lr=5e-4, lora_rank=16),
-}
-
-
-def memory_lab(profile) -> MemoryLab:
-    """Notebook 04's sizes for ``profile`` (a Profile or its name)."""
-    return MEMORY_LABS[getattr(profile, "name", profile)]

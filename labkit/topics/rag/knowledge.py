@@ -3,7 +3,8 @@
 The new people come from the world's held-out slice (any world seed: a seed other than the base
 model's gives people from a different world, none of them in pretraining). Their facts are
 written as documents, either one fixed rendering per fact or several paraphrases, and trained in
-by continued pretraining (loss on every token, as the base model was trained); closed-book
+by continued pretraining (``labkit.train.fit`` on the documents: loss on every token, as the
+base model was trained); closed-book
 questions then measure what was stored *and* can be extracted. Introduced in notebook
 05_rag_vs_finetuning.
 """
@@ -11,12 +12,10 @@ questions then measure what was stored *and* can be extracted. Introduced in not
 from __future__ import annotations
 
 import random
-import time
-
-from torch.utils.data import Dataset
-from transformers import TrainerCallback
 
 from labkit.core import world as W
+from labkit.engine.callbacks import Probe
+from labkit.engine.evaluate import accuracy
 
 
 def new_people(seed: int, n: int, base_seed: int = 0) -> list[W.Person]:
@@ -66,73 +65,15 @@ def edit_facts(people: list[W.Person], n: int, attribute: str = "city", seed: in
     return out, list(range(min(n, len(people))))
 
 
-class DocumentDataset(Dataset):
-    """Documents for continued pretraining: ``<bos> text <eos>``, loss on every token."""
-
-    def __init__(self, tokenizer, texts: list[str], max_len: int = 256):
-        self.rows = []
-        for text in texts:
-            ids = (tokenizer(text).input_ids + [tokenizer.eos_token_id])[:max_len]
-            self.rows.append({"input_ids": ids, "labels": list(ids)})
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[i]
-
-
-def finetune_on_documents(model, tokenizer, texts: list[str], out_dir: str, *, steps: int,
-                          batch_size: int, lr: float, seed: int = 0, callbacks=()) -> tuple[object, float]:
-    """Continued pretraining of ``model`` (full, or a PEFT model) on ``texts`` through the HF
-    Trainer, warm-up then cosine decay as in pretraining; returns (model, training seconds)."""
-    from transformers import Trainer
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    from labkit.engine.train import collator, training_args
-
-    class _BarOnly(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
-
-    args = training_args(out_dir, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                         eval_strategy="no", logging_strategy="no", eval_on_start=False,
-                         lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20))
-    trainer = Trainer(model=model, args=args, train_dataset=DocumentDataset(tokenizer, texts),
-                      data_collator=collator(tokenizer), callbacks=list(callbacks))
-    trainer.pop_callback(PrinterCallback)  # bars off (lk.quiet): it would print the final metrics dict
-    if trainer.pop_callback(ProgressCallback) is not None:  # keep the bar, not the final metrics dict
-        trainer.add_callback(_BarOnly)
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    model.eval()
-    return model, seconds
-
-
-class KnowledgeCurve(TrainerCallback):
-    """Every ``every`` steps (and at step 0): closed-book accuracy on the new facts and recall of
-    old facts (``old_pairs``), so learning and forgetting show on one time axis."""
+class KnowledgeCurve(Probe):
+    """Closed-book accuracy on the new facts and recall of old facts (``old_pairs``), at step 0 and
+    every ``every`` steps, so learning and forgetting show on one time axis."""
 
     def __init__(self, tokenizer, new_pairs, old_pairs, every: int, strict: bool = True,
                  initial: dict | None = None):
-        self.tok, self.new, self.old, self.every, self.strict = tokenizer, new_pairs, old_pairs, every, strict
-        self.rows: list[dict] = [dict(initial)] if initial else []
+        super().__init__(every, initial)
+        self.tok, self.new, self.old, self.strict = tokenizer, new_pairs, old_pairs, strict
 
-    def measure(self, model, step: int) -> dict:
-        from labkit.topics.rag.retrieval import accuracy
-
-        was_training = model.training
-        row = {"step": step, "new_facts": accuracy(model, self.tok, self.new, self.strict),
-               "old_facts": accuracy(model, self.tok, self.old, self.strict)}
-        model.train(was_training)
-        self.rows.append(row)
-        return row
-
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if not self.rows:
-            self.measure(model, 0)
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.every == 0:
-            self.measure(model, state.global_step)
+    def metrics(self, model) -> dict:
+        return {"new_facts": accuracy(model, self.tok, self.new, self.strict),
+                "old_facts": accuracy(model, self.tok, self.old, self.strict)}

@@ -9,54 +9,10 @@ changed fact: no training. Introduced in notebook 05_rag_vs_finetuning.
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
 
 from labkit.core import world as W
-from labkit.engine.evaluate import exact_match, generate
-
-
-@dataclass(frozen=True)
-class RagSettings:
-    n_people: int            # new (never-seen) people: one document each in the index
-    paraphrases: int         # renderings per person in the augmented fine-tuning run
-    ft_steps: int            # fine-tuning steps (the same for one rendering and for paraphrases)
-    ft_batch: int            # documents per step
-    ft_lr: float             # full fine-tuning learning rate
-    lora_rank: int           # LoRA rank (all linear layers)
-    lora_lr: float           # LoRA learning rate
-    curve_every: int         # steps between points of the learning/forgetting curves
-    ks: tuple                # passages per prompt to try
-    n_changed: int           # facts changed in the freshness experiment
-    fresh_steps: int         # fine-tuning steps to teach the changed facts again
-    n_probe: int             # pretraining people in the forgetting probe
-    n_latency: int           # questions timed one by one
-    dense: bool              # try the dense retriever (skipped with a note if unavailable)
-    model_id: str | None = None  # the model to use; None: the profile's
-
-
-SETTINGS = {
-    "ci": RagSettings(n_people=16, paraphrases=4, ft_steps=40, ft_batch=8, ft_lr=1e-3, lora_rank=16,
-                      lora_lr=3e-3, curve_every=10, ks=(1, 2, 3), n_changed=6, fresh_steps=20, n_probe=20,
-                      n_latency=12, dense=True),
-    "cpu": RagSettings(n_people=100, paraphrases=5, ft_steps=300, ft_batch=16, ft_lr=3e-4, lora_rank=16,
-                       lora_lr=3e-3, curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=100,
-                       n_probe=60, n_latency=30, dense=True),
-    "gpu": RagSettings(n_people=100, paraphrases=5, ft_steps=400, ft_batch=16, ft_lr=2e-5, lora_rank=16,
-                       lora_lr=2e-4, curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=150,
-                       n_probe=60, n_latency=30, dense=True,
-                       model_id="HuggingFaceTB/SmolLM2-360M-Instruct"),
-}
-
-
-def settings(profile) -> RagSettings:
-    """The notebook-05 sizes for a profile (a Profile or its name)."""
-    name = getattr(profile, "name", profile)
-    if name not in SETTINGS:
-        raise ValueError(f"No RAG settings for profile {name!r}: use one of {', '.join(SETTINGS)}.")
-    return SETTINGS[name]
-
+from labkit.engine.evaluate import generate
 
 # --- retrievers -------------------------------------------------------------------------------
 
@@ -171,25 +127,6 @@ def recall_at_k(retrieved: list[list[int]], gold: list[int], k: int) -> float:
 def gold_documents(people: list[W.Person], attributes=W.ATTRIBUTES) -> list[int]:
     """The gold document of each question of ``rag_pairs`` when document i is about person i."""
     return [i for i in range(len(people)) for _ in attributes]
-
-
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^\w ]", " ", text.lower()).split())
-
-
-def answers_right(model, tokenizer, pairs, strict: bool = True) -> list[bool]:
-    """Exact match (``strict``: greedy decoding writes the answer then the end marker, checked in
-    one teacher-forced pass), or for hub models, whose punctuation differs, a generated answer
-    that starts with the value once case and punctuation are ignored."""
-    if strict:
-        return exact_match(model, tokenizer, pairs, batch_size=32)
-    outs = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=8, batch_size=16)
-    return [_norm(o).startswith(_norm(a)) for o, (_, a) in zip(outs, pairs)]
-
-
-def accuracy(model, tokenizer, pairs, strict: bool = True) -> float:
-    hits = answers_right(model, tokenizer, pairs, strict)
-    return sum(hits) / max(len(hits), 1)
 
 
 def prompt_tokens(tokenizer, pairs) -> float:

@@ -1,0 +1,31 @@
+import pytest
+
+from labkit import callbacks, train
+
+
+class CountingProbe(callbacks.Probe):
+    def metrics(self, model):
+        return {"training": model.training}
+
+
+def test_probe_measures_at_zero_and_every_n_steps_in_eval_mode(tiny, tmp_path):
+    model, tok = tiny
+    probe = CountingProbe(every=2)
+    train.fit(model, tok, [("Q : a ? A :", "b")] * 4, out_dir=str(tmp_path), steps=5, batch_size=2, lr=1e-3,
+              callbacks=[probe], progress=False)
+    assert [r["step"] for r in probe.rows] == [0, 2, 4]
+    assert not any(r["training"] for r in probe.rows)  # measured in eval mode ...
+
+
+def test_probe_restores_training_mode_and_reuses_an_initial_row(tiny):
+    model, _ = tiny
+    model.train()
+    probe = CountingProbe(every=1, initial={"step": 0, "training": False})
+    probe.measure(model, 3)
+    assert model.training  # ... and training resumes in training mode
+    assert [r["step"] for r in probe.rows] == [0, 3]
+
+
+def test_probe_rejects_a_zero_period():
+    with pytest.raises(ValueError, match="every N >= 1"):
+        CountingProbe(every=0)

@@ -1,0 +1,82 @@
+import copy
+
+import pytest
+import torch
+
+from labkit import train
+from labkit.core.world import END
+
+
+def test_completion_dataset_masks_the_prompt(tiny):
+    _, tok = tiny
+    row = train.CompletionDataset(tok, [("Q : where ? A :", "Fort Ardel")])[0]
+    n_prompt = len(tok("Q : where ? A :").input_ids)
+    assert row["labels"][:n_prompt] == [-100] * n_prompt
+    assert row["labels"][n_prompt:] == row["input_ids"][n_prompt:]
+    assert row["input_ids"][-1] == tok.eos_token_id
+    assert tok.decode(row["input_ids"][n_prompt:-1]).strip() == f"Fort Ardel{END}".strip()
+
+
+def test_document_dataset_trains_on_every_token(tiny):
+    _, tok = tiny
+    row = train.DocumentDataset(tok, ["Bobo Sete was born in Fort Ardel ."])[0]
+    assert row["input_ids"] == row["labels"]
+    assert row["input_ids"][0] == tok.bos_token_id and row["input_ids"][-1] == tok.eos_token_id
+
+
+def test_dataset_picks_the_loss_from_the_data(tiny):
+    _, tok = tiny
+    assert isinstance(train.dataset(tok, [("a", "b")]), train.CompletionDataset)
+    assert isinstance(train.dataset(tok, ["a b"]), train.DocumentDataset)
+    with pytest.raises(ValueError, match="No training examples"):
+        train.dataset(tok, [])
+    with pytest.raises(TypeError, match="pairs, document strings or a torch Dataset"):
+        train.dataset(tok, [1, 2])
+
+
+def test_fit_lowers_the_loss_and_reports_cost(tiny, tmp_path):
+    model, tok = tiny
+    pairs = [("Q : where was Bobo born ? A :", "Fort Ardel")] * 8
+    batch = train.collator(tok)([train.CompletionDataset(tok, pairs)[0]])
+    before = model(**batch).loss.item()
+    result = train.fit(model, tok, pairs, out_dir=str(tmp_path), steps=30, batch_size=4, lr=3e-3, progress=False)
+    after = model(**batch).loss.item()
+    assert result.steps == 30 and result.seconds > 0 and result.peak_bytes > 0
+    assert after < before / 2
+    assert not model.training
+
+
+def test_fit_only_moves_what_is_trainable(tiny, tmp_path):
+    from labkit import peft_config
+
+    model, tok = tiny
+    base = copy.deepcopy(model)
+    wrapped = peft_config.add_lora(model, 4)
+    train.fit(wrapped, tok, [("a", "b")] * 4, out_dir=str(tmp_path), steps=3, batch_size=2, lr=1e-2, progress=False)
+    frozen = dict(base.named_parameters())
+    moved = [name for name, p in wrapped.get_base_model().named_parameters()
+             if "lora_" not in name and not torch.equal(p, frozen[name.replace(".base_layer", "")])]
+    assert moved == []
+    lora_b = [p for name, p in wrapped.named_parameters() if "lora_B" in name]
+    assert any(p.abs().sum() > 0 for p in lora_b)  # the adapters did train
+
+
+def test_epochs_with_early_stopping_stops_and_restores_the_best(tiny, tmp_path):
+    from transformers import EarlyStoppingCallback
+
+    model, tok = tiny
+    train_pairs = [("Q : where was Bobo born ? A :", "Fort Ardel")] * 2
+    eval_pairs = [("Q : where was Bobo born ? A :", "Fort Brisk")] * 2  # learning the train answer hurts
+    result = train.fit(model, tok, train_pairs, out_dir=str(tmp_path), eval_data=eval_pairs, epochs=40,
+                       eval_every="epoch", batch_size=2, lr=1e-2, keep_best=True, progress=False,
+                       callbacks=[EarlyStoppingCallback(early_stopping_patience=2)])
+    assert result.steps < 40  # stopped before the last epoch
+    logs = [h["eval_loss"] for h in result.trainer.state.log_history if "eval_loss" in h]
+    assert result.trainer.evaluate()["eval_loss"] == pytest.approx(min(logs), rel=1e-4)
+
+
+def test_bad_arguments_are_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="exactly one of steps or epochs"):
+        train.training_args(str(tmp_path))
+    with pytest.raises(ValueError, match="Unknown schedule 'linear'"):
+        train.training_args(str(tmp_path), steps=1, schedule="linear")
