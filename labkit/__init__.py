@@ -9,7 +9,7 @@ The tree shows the layers, bottom to top (a layer imports only from layers below
 - ``model``: loading and saving models (safetensors), the tokenizer, pretraining, the model card;
 - ``engine``: one training entry point (train), callbacks (probes, live loss, peak memory),
   evaluation, scoring, capabilities, records (results and run rows), PEFT configs, memory;
-- ``topics``: one place per notebook topic (finetuning 01, forgetting 02, lora 03, qlora/ 04,
+- ``topics``: one place per notebook topic (tour 00, finetuning 01, forgetting 02, lora 03, qlora/ 04,
   rag/ 05), each holding its experiment and its findings as functions;
 - ``views``: plots (``views/plots/<topic>.py``, every figure is drawn there and returned, never
   saved) and widgets (thin shells over tested functions).
@@ -32,7 +32,7 @@ MODULES = {
     "train": "engine.train", "callbacks": "engine.callbacks", "evaluate": "engine.evaluate",
     "scoring": "engine.scoring", "capabilities": "engine.capabilities", "records": "engine.records",
     "peft_config": "engine.peft_config", "memory": "engine.memory",
-    "finetuning": "topics.finetuning", "forgetting": "topics.forgetting", "lora": "topics.lora",
+    "tour": "topics.tour", "finetuning": "topics.finetuning", "forgetting": "topics.forgetting", "lora": "topics.lora",
     "quantize": "topics.qlora.quantize", "estimate": "topics.qlora.estimate",
     "memory_lab": "topics.qlora.memory_lab", "rag": "topics.rag.retrieval", "knowledge": "topics.rag.knowledge",
     "plots": "views.plots", "widgets": "views.widgets",

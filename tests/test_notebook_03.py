@@ -62,7 +62,7 @@ def test_every_swept_configuration_learns_the_task(r):
     base = r["base"]["task"]
     for name, run in r["runs"].items():
         assert run["metrics"]["task"] >= base + 0.1, (name, run["metrics"]["task"], base)
-        assert run["seconds"] > 0 and run["peak_mb"] > 0
+        assert run["seconds"] > 0 and run["peak_mib"] > 0
 
 
 @pytest.mark.notebook

@@ -22,11 +22,31 @@ def _clean(value):
     return value
 
 
-def save_results(out_dir: str | Path, notebook: str, findings: dict) -> Path:
-    """Write ``findings`` to OUT_DIR/results.json (the file the tests assert on)."""
+def check_results(findings: dict, schema: dict[str, type | tuple]) -> None:
+    """Raise ValueError naming every key of ``schema`` that ``findings`` lacks or holds with the wrong
+    type (``schema``: key -> type or tuple of types; ``float`` accepts ints, None is never accepted)."""
+    problems = []
+    for key, kind in schema.items():
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds:
+            kinds = (*kinds, int)
+        if key not in findings:
+            problems.append(f"{key!r} is missing")
+        elif not isinstance(findings[key], kinds) or (isinstance(findings[key], bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            problems.append(f"{key!r} is {type(findings[key]).__name__}, not {names}")
+    if problems:
+        raise ValueError("Results are incomplete, so they were not written: " + "; ".join(problems) + ".")
+
+
+def save_results(out_dir: str | Path, notebook: str, findings: dict, schema: dict[str, type | tuple]) -> Path:
+    """Check ``findings`` against the notebook's ``schema`` (see ``check_results``), then write them
+    to OUT_DIR/results.json (the file the tests assert on). An incomplete result is never written."""
+    findings = _clean(findings)
+    check_results(findings, schema)
     path = Path(out_dir) / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"notebook": notebook, **_clean(findings)}, indent=2) + "\n")
+    path.write_text(json.dumps({"notebook": notebook, **findings}, indent=2) + "\n")
     return path
 
 
@@ -38,7 +58,7 @@ def record_run(out_dir: str | Path, name: str, config: dict, metrics: dict,
                seconds: float, peak_bytes: int) -> dict:
     """Append one run (config, metrics, time, peak memory) as a JSON line to OUT_DIR/runs.jsonl."""
     row = _clean({"run": name, "config": config, "metrics": metrics,
-                  "seconds": round(seconds, 2), "peak_mb": round(peak_bytes / 2**20, 1)})
+                  "seconds": round(seconds, 2), "peak_mib": round(peak_bytes / 2**20, 1)})
     path = Path(out_dir) / "runs.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:

@@ -12,7 +12,7 @@ import os
 
 from labkit.core import architectures
 from labkit.core import world as W
-from labkit.engine.evaluate import generate
+from labkit.topics.tour import format_report, person_report
 
 
 def headless() -> bool:
@@ -33,22 +33,6 @@ def interact(show, **controls):
 
 
 # ---------------------------------------------------------------- 00: a person, and what the model knows
-
-def person_report(model, tokenizer, person: W.Person) -> list[dict]:
-    """For each attribute: the truth, the model's closed-book answer, and whether it is right."""
-    prompts = [W.question(person, a) for a in W.ATTRIBUTES]
-    answers = generate(model, tokenizer, prompts, max_new_tokens=6)
-    return [{"attribute": a, "truth": person.facts[a], "model": ans, "right": ans == person.facts[a]}
-            for a, ans in zip(W.ATTRIBUTES, answers)]
-
-
-def format_report(person: W.Person, rows: list[dict]) -> str:
-    lines = [f"{person.name}: {sum(r['right'] for r in rows)}/{len(rows)} facts recalled",
-             f"{'attribute':<10} {'truth':<18} {'model says':<18}"]
-    lines += [f"{r['attribute']:<10} {r['truth']:<18} {r['model']:<18} {'ok' if r['right'] else 'WRONG'}"
-              for r in rows]
-    return "\n".join(lines)
-
 
 def person_explorer(model, tokenizer, world: W.World, limit: int = 60):
     """A dropdown of people (pretraining and held-out): pick one, see facts and model answers."""
