@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUDGET_S, BUDGET_GB = 120, 1.5
+# Per-cell limit, so a stuck cell (nbclient can wait forever after a widget is displayed) fails the run
+# instead of hanging it. ci: as in tests/conftest.py, a whole notebook's budget is 120 s, so no healthy
+# cell nears 300 s. cpu/gpu: a whole notebook takes up to ~30 min, so one cell gets an hour.
+CELL_TIMEOUT_S = {"ci": 300, "cpu": 3600, "gpu": 3600}
+KERNEL_START_TIMEOUT_S = 120
 
 
 def tree_memory(root) -> int:
@@ -54,7 +60,10 @@ def run_one(name: str, profile: str) -> dict:
             [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"),
              f"{tmp}/{name}.ipynb", "-p", "profile", profile, "-p", "output_dir", f"{tmp}/out",
              "-k", "python3", "--language", "python", "--cwd", str(NOTEBOOKS),
-             "--no-progress-bar"], stdout=subprocess.DEVNULL, stderr=err, text=True)
+             "--execution-timeout", str(CELL_TIMEOUT_S.get(profile, 3600)),
+             "--start-timeout", str(KERNEL_START_TIMEOUT_S),
+             "--no-progress-bar"], stdout=subprocess.DEVNULL, stderr=err, text=True,
+            env={**os.environ, "LABKIT_HEADLESS": "1"})  # the kernel inherits it: labkit's widgets go headless
         root, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
             peak = max(peak, tree_memory(root))
