@@ -6,13 +6,14 @@ The tree shows the layers, bottom to top (a layer imports only from layers below
 
 - ``core``: settings (the validated profiles), the fictional world, architectures, units (no torch
   in world/settings/units);
-- ``model``: loading and saving models (safetensors), the tokenizer, pretraining, the model card;
+- ``model``: loading and saving models (safetensors), the tokenizer, pretraining;
 - ``engine``: one training entry point (train), callbacks (probes, live loss, peak memory),
-  evaluation, scoring, capabilities, records (results and run rows), PEFT configs, memory;
+  evaluation, scoring, capabilities and the model card, records (results and run rows), PEFT
+  configs, memory;
 - ``topics``: one place per notebook topic (tour 00, finetuning 01, forgetting 02, lora 03, qlora/ 04,
   rag/ 05), each holding its experiment and its findings as functions;
 - ``views``: plots (``views/plots/<topic>.py``, every figure is drawn there and returned, never
-  saved) and widgets (thin shells over tested functions).
+  saved), widgets (thin shells over tested functions) and live views during training.
 """
 
 import importlib
@@ -28,14 +29,14 @@ MODULES = {
     "settings": "core.settings", "world": "core.world", "architectures": "core.architectures",
     "units": "core.units",
     "models": "model.loading", "tokenizer": "model.tokenizer", "pretrain": "model.pretrain",
-    "card": "model.card",
+    "card": "engine.card",
     "train": "engine.train", "callbacks": "engine.callbacks", "evaluate": "engine.evaluate",
     "scoring": "engine.scoring", "capabilities": "engine.capabilities", "records": "engine.records",
     "peft_config": "engine.peft_config", "memory": "engine.memory",
     "tour": "topics.tour", "finetuning": "topics.finetuning", "forgetting": "topics.forgetting", "lora": "topics.lora",
     "quantize": "topics.qlora.quantize", "estimate": "topics.qlora.estimate",
     "memory_lab": "topics.qlora.memory_lab", "rag": "topics.rag.retrieval", "knowledge": "topics.rag.knowledge",
-    "plots": "views.plots", "widgets": "views.widgets",
+    "plots": "views.plots", "widgets": "views.widgets", "live": "views.live",
 }
 
 

@@ -3,17 +3,34 @@
 import pytest
 from conftest import run_notebook
 
+# Recomputed card numbers may differ from the card's by this much: the probes are the card's own and
+# deterministic, so only floating-point noise across machines remains (1 point of accuracy, 1% perplexity).
+CARD_TOLERANCE = 0.01
+# Closed-book answers about a never-seen person can only be guesses. With 12-56 values per attribute,
+# uniform guessing gets three or more of six right with probability 0.2% (two or more: 3.1%).
+MAX_LUCKY_HITS = 2
+
+
+@pytest.fixture(scope="module")
+def r(tmp_path_factory):
+    return run_notebook("00_tour", tmp_path_factory)
+
 
 @pytest.mark.notebook
-def test_00_tour(tmp_path_factory):
-    r = run_notebook("00_tour", tmp_path_factory)
+def test_the_card_is_recomputed_from_the_weights(r):
     m, card = r["measured"], r["card"]
     assert r["profile"] == "ci" and r["model_id"] == "course-base"
     for key in ("qa_recall", "bio_recall", "reading", "reading_k3", "perplexity", "qa_unseen_extraction"):
         assert key in m and key in card
-    # The card's numbers, recomputed from the shipped weights in the notebook, are the card's.
     for key, value in card.items():
-        assert abs(m[key] - value) <= 0.01 * (value if key == "perplexity" else 1), key
-    assert r["unmet_bars"] is not None
-    # A never-seen person is unknown to the model: at most chance-level hits.
-    assert r["heldout_person_facts_right"] <= 2
+        assert abs(m[key] - value) <= CARD_TOLERANCE * (value if key == "perplexity" else 1), key
+
+
+@pytest.mark.notebook
+def test_the_shipped_model_meets_the_bars_on_its_card(r):
+    assert r["unmet_bars"] == {}
+
+
+@pytest.mark.notebook
+def test_a_never_seen_person_is_unknown(r):
+    assert r["heldout_person_facts_right"] <= MAX_LUCKY_HITS

@@ -1,5 +1,6 @@
-"""Trainer callbacks: measurements during training (``Probe``), a live loss plot, peak memory, and a
-progress bar without the metric dictionaries. Introduced in notebook 01_full_finetuning.
+"""Trainer callbacks: measurements during training (``Probe``), loss history, peak memory, and a
+progress bar without the metric dictionaries. Live drawing is a view (``labkit.live``).
+Introduced in notebook 01_full_finetuning.
 """
 
 from __future__ import annotations
@@ -10,16 +11,6 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from labkit.engine import memory
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (live output possible), False in scripts and tests."""
-    try:
-        from IPython import get_ipython
-
-        return get_ipython() is not None and "IPKernelApp" in get_ipython().config
-    except ImportError:
-        return False
 
 
 class BarOnly(ProgressCallback):
@@ -63,14 +54,12 @@ class Probe(TrainerCallback):
 
 
 class LossHistory(TrainerCallback):
-    """Collects (step, loss) for training and validation; redraws a live plot in a notebook."""
+    """Collects (step, loss) for training and validation as the Trainer logs them
+    (``labkit.live.LossPlot`` draws them live in a notebook)."""
 
-    def __init__(self, title: str = "loss", live: bool | None = None, log: bool = True):
-        self.title, self.log = title, log
+    def __init__(self):
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[int, float]] = []
-        self.live = in_notebook() if live is None else live
-        self._handle = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -78,22 +67,10 @@ class LossHistory(TrainerCallback):
             self.train.append((state.global_step, float(logs["loss"])))
         if "eval_loss" in logs:
             self.val.append((state.global_step, float(logs["eval_loss"])))
-            self._draw()
+            self.on_validation()
 
-    def _draw(self):
-        if not self.live:
-            return
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
-        from labkit.views.plots.training import loss_curves
-
-        fig = loss_curves(self.train, self.val, title=self.title, log=self.log)
-        if self._handle is None:
-            self._handle = display(fig, display_id=True)
-        else:
-            self._handle.update(fig)
-        plt.close(fig)
+    def on_validation(self):
+        """Called after each new validation loss (a hook for live views)."""
 
 
 class PeakMemory(TrainerCallback):

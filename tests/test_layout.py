@@ -1,0 +1,60 @@
+"""The package's tree is its architecture: a module imports only from its own layer or those below.
+
+core (settings, world, architectures, units) < model (loading, tokenizer, pretrain) < engine
+(train, evaluate, scoring, callbacks, records, ...) < topics (one place per notebook) < views
+(plots, widgets). Plots live only in views; labkit never imports a notebook.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import labkit
+
+ROOT = Path(labkit.__file__).parent
+LAYERS = ["core", "model", "engine", "topics", "views"]
+MODULES = sorted(p for p in ROOT.rglob("*.py") if p.parent != ROOT)
+
+
+def layer(path: Path) -> str:
+    return path.relative_to(ROOT).parts[0]
+
+
+def labkit_imports(path: Path) -> set[str]:
+    """Dotted names of the labkit modules ``path`` imports (absolute or relative)."""
+    package = ".".join(("labkit", *path.relative_to(ROOT).parent.parts))
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            names.add(base)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return {n for n in names if n.startswith("labkit.")}
+
+
+def test_every_module_sits_in_a_layer():
+    assert {layer(p) for p in MODULES} <= set(LAYERS)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_point_down(path):
+    mine = LAYERS.index(layer(path))
+    for name in labkit_imports(path):
+        theirs = name.split(".")[1]
+        assert theirs in LAYERS, f"{path.name} imports {name}, outside the layers"
+        assert LAYERS.index(theirs) <= mine, f"{path.relative_to(ROOT)} ({LAYERS[mine]}) imports {name}"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if layer(p) != "views"], ids=lambda p: p.name)
+def test_figures_are_drawn_only_in_views(path):
+    assert "matplotlib" not in path.read_text(), f"{path.relative_to(ROOT)} draws: plots belong in labkit/views/plots"
+
+
+def test_every_short_name_resolves():
+    for name in labkit.MODULES:
+        assert getattr(labkit, name).__name__.startswith("labkit."), name
