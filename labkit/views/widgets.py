@@ -71,6 +71,7 @@ def memory_calculator():
     """Model, method, batch, sequence length, checkpointing and card -> stacked bar and a verdict.
     A shell over ``labkit.estimate.calculator`` (pure, tested). Introduced in notebook 04_qlora_memory."""
     import matplotlib.pyplot as plt
+    from IPython.display import display
 
     from labkit.topics.qlora import estimate
     from labkit.views.plots import memory as memory_plots
@@ -78,8 +79,9 @@ def memory_calculator():
     def show(model="Llama-2-7B", method="qlora", batch=1, seq_len=512, checkpointing=True, card="T4 16 GB"):
         result = estimate.calculator(model, method, batch, seq_len, checkpointing, card)
         print(result["verdict"]["text"])
-        memory_plots.calculator_bar(result)
-        plt.show()
+        fig = memory_plots.calculator_bar(result)  # its own figure each time: no shared pyplot state
+        display(fig)
+        plt.close(fig)
 
     return interact(show, model=list(estimate.ARCHITECTURES), method=list(estimate.METHODS), batch=(1, 32, 1),
                     seq_len=[256, 512, 1024, 2048, 4096], checkpointing=True, card=list(estimate.CARDS))
