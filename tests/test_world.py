@@ -69,3 +69,33 @@ def test_chat_template():
     text = tok.apply_chat_template([{"role": "user", "content": "who employs Rivi Doko ?"}],
                                    tokenize=False, add_generation_prompt=True)
     assert text.startswith("<|user|> who employs") and text.endswith("<|assistant|>")
+
+
+def v1_corpus(seed: int) -> str:
+    """Every v1 renderer over one world: its people, facts, texts and prompts, in a fixed order."""
+    w = W.make_world(seed)
+    rng = random.Random(7)
+    people = w.qa_seen + w.qa_unseen + w.heldout
+    parts = [repr(W.vocabulary()), repr(W.SYLLABLES), repr(sorted(w.taken))]
+    for p in people:
+        parts += [p.name, repr(sorted(p.facts.items())), W.biography(p, rng), W.record_prompt(p, rng),
+                  W.record_answer(p)]
+        for a in W.ATTRIBUTES:
+            parts += [W.qa_text(p, a), repr(W.bio_prompt(p, a, rng.randrange(3)))]
+    parts += [W.org_record(o) for o in w.orgs]
+    parts.append(W.passage(people[:3], rng, told={people[0].name: ("city", "job")}))
+    parts += [repr(x) for x in W.reading_example(people[3:6], [(people[4], "hobby"), (people[3], "year")], rng)]
+    taken = set(w.taken)
+    parts += [repr(W.sample_person(rng, taken)) for _ in range(20)]
+    return "\n".join(parts)
+
+
+# sha256 of v1_corpus(0) before world v2 was added: the shipped model and notebooks 00-05 depend on
+# these bytes, so v2 may add to the world but never change what v1 writes.
+V1_SEED0_SHA256 = "3714caba5aca6af484d4ee30b4db0f3d74301c031dd01c326552bd84c641cfe7"
+
+
+def test_v1_world_unchanged():
+    import hashlib
+
+    assert hashlib.sha256(v1_corpus(0).encode()).hexdigest() == V1_SEED0_SHA256
