@@ -20,13 +20,10 @@ def test_task_splits_by_herb():
 
 
 def test_every_answer_is_stated_in_the_domain_text():
-    sentences = [s for doc in D.domain_text(WORLD) for s in doc.split(" . ")]
+    text = " ".join(D.domain_text(WORLD))
     for split in D.SPLITS:
-        for q in D.domain_task(WORLD, split):
-            said = [s for s in sentences if q["herb"] in s.split() and q["answer"] in s]
-            assert said, q
-            templates = {t.split("{h}")[0] for t in D.TEMPLATES[q["field"]]}  # said by that field's sentence
-            assert any(any(s.startswith(t) or s.startswith("herbal : " + t) for t in templates) for s in said), q
+        for q in D.domain_task(WORLD, split):  # one of that field's sentences says this answer of this herb
+            assert any(t.format(h=q["herb"], v=q["answer"]) in text for t in D.TEMPLATES[q["field"]]), q
 
 
 def test_jargon_is_the_domains_own():
