@@ -4,8 +4,9 @@
 name (``lk.world``, ``lk.train``, ``lk.lora``, ``lk.plots.lora``, ...), loaded on first use.
 The tree shows the layers, bottom to top (a layer imports only from layers below it):
 
-- ``core``: settings (the validated profiles), the fictional world, architectures, units (no torch
-  in world/settings/units);
+- ``core``: settings (the validated profiles), the fictional world and its v2 generators
+  (instructions, preferences, labelled tasks, the second domain, skew), architectures, units (no
+  torch in the world, settings or units);
 - ``model``: loading and saving models (safetensors), the tokenizer, pretraining;
 - ``engine``: one training entry point (train), callbacks (probes, live loss, peak memory),
   evaluation, scoring, capabilities and the model card, records (results and run rows), PEFT
@@ -27,7 +28,8 @@ logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 # Short name -> module. A notebook writes lk.<short name>; the tree stays free to say where it lives.
 MODULES = {
     "settings": "core.settings", "world": "core.world", "architectures": "core.architectures",
-    "units": "core.units",
+    "units": "core.units", "instructions": "core.instructions", "preferences": "core.preferences",
+    "labelled": "core.labelled", "domain": "core.domain", "skew": "core.skew",
     "models": "model.loading", "tokenizer": "model.tokenizer", "pretrain": "model.pretrain",
     "card": "engine.card",
     "train": "engine.train", "callbacks": "engine.callbacks", "evaluate": "engine.evaluate",

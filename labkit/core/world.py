@@ -260,3 +260,71 @@ def parse_record(text: str) -> dict:
         if len(words) >= 2 and words[0] in by_marker:
             out.setdefault(by_marker[words[0]], " ".join(words))
     return out
+
+
+# --- world v2: what the v2 generators share (instructions, preferences, labelled, domain, skew) ---
+# Everything above is v1 and stays byte-identical (tests/test_world.py pins it); v2 only adds.
+
+def choose(value, choices, what: str):
+    """``value`` if it is one of ``choices``, else one ValueError that names the valid choices."""
+    if value not in choices:
+        raise ValueError(f"Unknown {what} {value!r}: choose one of {', '.join(map(repr, choices))}.")
+    return value
+
+
+def share(value: float, what: str) -> float:
+    """``value`` if it is a number in [0, 1], else one ValueError saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{what} must be a number in [0, 1], got {value!r}.")
+    return float(value)
+
+
+def split_people(world: World, shares: dict[str, float]) -> dict[str, list[Person]]:
+    """The pretraining people cut into named groups of the given shares, in one seeded order shared by
+    every v2 generator (so the last 20% are every generator's test people)."""
+    people = list(world.pretrain_people)
+    random.Random(f"v2-people-{world.seed}").shuffle(people)
+    out, start = {}, 0
+    for i, (name, frac) in enumerate(shares.items()):
+        end = len(people) if i == len(shares) - 1 else start + int(round(frac * len(people)))
+        out[name], start = people[start:end], end
+    return out
+
+
+def find_values(text: str) -> dict[str, list[str]]:
+    """Every attribute value written in ``text`` (a marker word, then a valid value), by attribute, in
+    order of appearance: how any text, a model's sample included, is read back into facts."""
+    by_marker = {m: a for a, m in MARKERS.items()}
+    words = text.replace(".", " ").replace(",", " ").replace(";", " ").split()
+    out: dict[str, list[str]] = {}
+    for w, nxt in zip(words, words[1:]):
+        if w in by_marker and nxt in BARE[by_marker[w]]:
+            out.setdefault(by_marker[w], []).append(f"{w} {nxt}")
+    return out
+
+
+def is_name_word(word: str) -> bool:
+    """A capitalised run of consonant-vowel syllables: half of a person's (or an org's) name."""
+    s = word.lower()
+    return (word[:1].isupper() and len(s) >= 2 and len(s) % 2 == 0
+            and all(s[i:i + 2] in SYLLABLES for i in range(0, len(s), 2)))
+
+
+def find_names(text: str) -> list[str]:
+    """Every 'First Last' person name in ``text``, in order of appearance."""
+    words, out, i = text.split(), [], 0
+    while i < len(words) - 1:
+        if is_name_word(words[i]) and is_name_word(words[i + 1]):
+            out.append(f"{words[i]} {words[i + 1]}")
+            i += 1
+        i += 1
+    return out
+
+
+def vocabulary_v2() -> list[str]:
+    """Every whole word world v2 writes, the second domain's jargon excepted (names excluded, as in
+    ``vocabulary``): what the next tokenizer must cover."""
+    from labkit.core import domain, instructions, labelled, preferences
+
+    words = set(vocabulary()) | instructions.words() | preferences.words() | labelled.words() | domain.words()
+    return sorted(words - set(domain.jargon()))
