@@ -5,11 +5,11 @@ name (``lk.world``, ``lk.train``, ``lk.lora``, ``lk.plots.lora``, ...), loaded o
 The tree shows the layers, bottom to top (a layer imports only from layers below it):
 
 - ``core``: settings (the validated profiles), the fictional world and its v2 generators
-  (instructions, preferences, labelled tasks, the second domain, skew), architectures, units (no
-  torch in the world, settings or units);
+  (instructions, preferences, labelled tasks, the second domain, skew), scoring, architectures,
+  units (pure Python: no torch);
 - ``model``: loading and saving models (safetensors), the tokenizer, pretraining;
 - ``engine``: one training entry point (train), callbacks (probes, live loss, peak memory),
-  evaluation, scoring, capabilities and the model card, records (results and run rows), PEFT
+  evaluation, capabilities and the model card, records (results and run rows), PEFT
   configs, memory;
 - ``topics``: one place per notebook topic (tour 00, finetuning 01, forgetting 02, lora 03, qlora/ 04,
   rag/ 05), each holding its experiment and its findings as functions;
@@ -28,12 +28,12 @@ logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 # Short name -> module. A notebook writes lk.<short name>; the tree stays free to say where it lives.
 MODULES = {
     "settings": "core.settings", "world": "core.world", "architectures": "core.architectures",
-    "units": "core.units", "instructions": "core.instructions", "preferences": "core.preferences",
-    "labelled": "core.labelled", "domain": "core.domain", "skew": "core.skew",
+    "units": "core.units", "scoring": "core.scoring", "instructions": "core.instructions",
+    "preferences": "core.preferences", "labelled": "core.labelled", "domain": "core.domain", "skew": "core.skew",
     "models": "model.loading", "tokenizer": "model.tokenizer", "pretrain": "model.pretrain",
     "card": "engine.card",
     "train": "engine.train", "callbacks": "engine.callbacks", "evaluate": "engine.evaluate",
-    "scoring": "engine.scoring", "capabilities": "engine.capabilities", "records": "engine.records",
+    "capabilities": "engine.capabilities", "records": "engine.records",
     "peft_config": "engine.peft_config", "memory": "engine.memory",
     "tour": "topics.tour", "finetuning": "topics.finetuning", "forgetting": "topics.forgetting", "lora": "topics.lora",
     "quantize": "topics.qlora.quantize", "estimate": "topics.qlora.estimate",

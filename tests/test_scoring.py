@@ -36,3 +36,9 @@ def test_field_accuracy():
     s = scoring.field_accuracy([{"city": "a", "year": "1"}, {"city": "b", "year": "2"}],
                                [{"city": "a", "year": "1"}, {"city": "b", "year": "3"}])
     assert s == {"field_accuracy": 0.75, "record_exact": 0.5}
+
+
+def test_set_f1():
+    assert scoring.set_f1({"a", "b"}, {"a", "b"}) == 1.0
+    assert scoring.set_f1({"a"}, {"a", "b"}) == pytest.approx(2 / 3)
+    assert scoring.set_f1(set(), {"a"}) == 0.0 and scoring.set_f1([], []) == 1.0

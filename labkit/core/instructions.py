@@ -13,9 +13,9 @@ Introduced in notebook 07_instruction_tuning.
 from __future__ import annotations
 
 import random
-import re
 
 from labkit.core import world as W
+from labkit.core.scoring import normalize, set_f1
 
 KINDS = ("answer", "unknown", "list_facts", "summarize", "who", "rewrite", "compare", "filter", "verify")
 HELDOUT_KINDS = ("compare", "filter", "verify")  # never in the train split
@@ -148,18 +148,6 @@ def instructions(world: W.World, split: str = "train", n_per_kind: int = 50, see
     return [example(k, rng, pool) for _ in range(n_per_kind) for k in kinds]
 
 
-def normalize(text: str) -> str:
-    """Lower case, punctuation to spaces, single spaces (as labkit.scoring.normalize)."""
-    return " ".join(re.sub(r"[^\w ]", " ", text.lower()).split())
-
-
-def _f1(predicted: set, reference: set) -> float:
-    if not predicted or not reference:
-        return float(predicted == reference)
-    hits = len(predicted & reference)
-    return 0.0 if hits == 0 else 2 * hits / (len(predicted) + len(reference))
-
-
 def score(example: dict, response: str) -> float:
     """How well ``response`` answers ``example``, in [0, 1]: exact match after ``normalize`` for exact
     kinds; F1 of the facts (marker values) or names it writes against the reference's for the others."""
@@ -170,4 +158,4 @@ def score(example: dict, response: str) -> float:
         found = {v for vs in W.find_values(response).values() for v in vs}
     else:
         found = set(W.find_names(response))
-    return _f1(found, set(example["items"]))
+    return set_f1(found, example["items"])

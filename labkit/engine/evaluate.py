@@ -12,8 +12,8 @@ import math
 
 import torch
 
+from labkit.core import scoring
 from labkit.core.world import END
-from labkit.engine import scoring
 
 
 def _encode(tokenizer, prompt: str, answer: str):

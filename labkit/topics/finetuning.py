@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 
 from labkit.core import world as W
+from labkit.core.scoring import field_accuracy
 from labkit.engine.evaluate import generate
-from labkit.engine.scoring import field_accuracy
 
 
 def record_pairs(world: W.World, n: int, split: str, seed: int = 0) -> list[tuple[str, str]]:

@@ -1,8 +1,8 @@
-"""Scoring: pure functions from predictions and references to numbers (no model, no torch).
+"""Scoring: pure functions from predictions and references to numbers (no model, no torch: core layer).
 
 Exact match (strict, or lenient: case and punctuation ignored, the answer may run on), token F1
-(SQuAD's), accuracy (a share of hits), span F1 (entities as (start, end, label) spans), and the
-record task's field accuracy. Every metric in the course is one of these. Introduced in notebook
+(SQuAD's), accuracy (a share of hits), set F1 (facts, names) and span F1 (entities as (start, end,
+label) spans), and the record task's field accuracy. Every metric in the course is one of these. Introduced in notebook
 01_full_finetuning.
 """
 
@@ -44,16 +44,18 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def set_f1(predicted, reference) -> float:
+    """F1 of two sets of items (facts, names, spans): exact items must match; two empty sets agree."""
+    p, r = set(predicted), set(reference)
+    if not p or not r:
+        return float(p == r)
+    hits = len(p & r)
+    return 0.0 if hits == 0 else 2 * hits / (len(p) + len(r))
+
+
 def span_f1(predicted: list[tuple], reference: list[tuple]) -> float:
     """F1 of exactly matching spans ((start, end, label) tuples), as CoNLL scores entities."""
-    p, r = set(predicted), set(reference)
-    if not p and not r:
-        return 1.0
-    hits = len(p & r)
-    if hits == 0:
-        return 0.0
-    precision, recall = hits / len(p), hits / len(r)
-    return 2 * precision * recall / (precision + recall)
+    return set_f1(predicted, reference)
 
 
 def field_accuracy(predicted: list[dict], reference: list[dict]) -> dict:
