@@ -119,3 +119,4 @@ def test_qlora_accuracy_close_to_lora(results):
 def test_missing_backend_is_one_clear_sentence(results):
     msg = results["missing_backend_message"]
     assert msg and "\n" not in msg and "Traceback" not in msg and "bitsandbytes" in msg
+    assert "pip install" in msg  # it says what to do, not only what is wrong
