@@ -3,6 +3,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from labkit import architectures, estimate, memory_lab
+from labkit.core.units import GiB
 
 ARCH = architectures.get_architecture("SmolLM2-135M").scaled(num_hidden_layers=2, vocab_size=1024)
 
@@ -54,14 +55,20 @@ def test_activation_term_matches_what_autograd_saves(tmp_path, method):
 
 
 def test_verdict_and_cards():
-    assert estimate.verdict(30e9, "A6000 48 GB")["fits"]
-    assert not estimate.verdict(46e9, "A6000 48 GB")["fits"]  # 90% usable
+    # A card's "48 GB" is 48 GiB, of which 90% (43.2 GiB) counts as usable.
+    assert estimate.verdict(43 * GiB, "A6000 48 GB")["fits"]
+    assert not estimate.verdict(43.5 * GiB, "A6000 48 GB")["fits"]
+    assert estimate.verdict(46e9, "A6000 48 GB")["fits"]  # 46e9 bytes are 42.8 GiB: GB as sold are GiB
+    v = estimate.verdict(20 * GiB, "A10 24 GB")
+    assert v["needed_gib"] == pytest.approx(20) and v["usable_gib"] == pytest.approx(21.6)
+    assert "20.0 GiB needed, 21.6 GiB usable" in v["text"]
     with pytest.raises(ValueError, match="Unknown card"):
         estimate.verdict(1, "V100 7 GB")
     rows = estimate.cards_table(["Llama-2-7B", "LLaMA-65B"], {"full": estimate.Setup(method="full"),
                                                               "qlora": estimate.Setup()})
     assert len(rows) == 4 and all(set(estimate.CARDS) <= set(r) for r in rows)
     assert rows[3]["A6000 48 GB"] and not rows[2]["H100 80 GB"]
+    assert rows[0]["total_gib"] == pytest.approx(estimate.estimate("Llama-2-7B", method="full")["total"] / GiB)
 
 
 def test_calculator_is_pure_and_says_65b_qlora_fits_48gb():
@@ -69,7 +76,8 @@ def test_calculator_is_pure_and_says_65b_qlora_fits_48gb():
     f = estimate.calculator("LLaMA-65B", "full", 1, 512, True, "A6000 48 GB")
     assert q["verdict"]["fits"] and not f["verdict"]["fits"]
     assert q == estimate.calculator("LLaMA-65B", "qlora", 1, 512, True, "A6000 48 GB")
-    assert sum(q["parts_gb"].values()) >= q["total_gb"]
+    assert sum(q["parts_gib"].values()) >= q["total_gib"]
+    assert q["total_gib"] == pytest.approx(estimate.estimate("LLaMA-65B", seq_len=512)["total"] / GiB)
     assert estimate.calculator("7")["model"] == "Llama-2-7B"
     with pytest.raises(ValueError, match="Unknown model"):
         estimate.calculator("GPT-9")

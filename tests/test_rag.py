@@ -144,3 +144,112 @@ def test_latencies_time_every_method(base, people):
     index = R.BM25Index(K.documents(people))
     times = R.latencies(model, tok, [W.question(people[0], "city")] * 3, {"BM25": index}, k=1)
     assert set(times) == {"closed-book", "RAG BM25"} and all(t > 0 for t in times.values())
+
+
+# --- notebook 05's findings, on fake rows -----------------------------------------------------
+
+class FixedIndex:
+    """A retriever that returns fixed rankings, and remembers what it was asked."""
+
+    def __init__(self, rankings):
+        self.rankings, self.asked = rankings, []
+
+    def search(self, queries, k):
+        self.asked.append((list(queries), k))
+        return [r[:k] for r in self.rankings]
+
+
+def test_evaluate_retriever_searches_once_for_the_largest_k():
+    index = FixedIndex([[2, 0, 1], [1, 3, 0], [0, 1, 2]])
+    summary, retrieved = R.evaluate_retriever(index, ["q0", "q1", "q2"], [0, 3, 2], [2, 1, 3])
+    assert index.asked == [(["q0", "q1", "q2"], 3)]
+    assert summary["recall"] == pytest.approx({1: 0, 2: 2 / 3, 3: 1})
+    assert list(summary["recall"]) == [1, 2, 3] and retrieved == index.rankings
+    assert summary["n_questions"] == 3 and summary["questions_digest"] == R.questions_digest(["q0", "q1", "q2"])
+
+
+def test_evaluate_retriever_tells_questions_apart_and_refuses_a_mismatch():
+    index = FixedIndex([[0], [1]])
+    a, _ = R.evaluate_retriever(index, ["q0", "q1"], [0, 1], [1])
+    b, _ = R.evaluate_retriever(index, ["q1", "q0"], [0, 1], [1])
+    assert a["questions_digest"] != b["questions_digest"]  # order matters: gold follows it
+    assert a["recall"] == {1: 1.0}
+    with pytest.raises(ValueError, match="2 questions but 3 gold documents"):
+        R.evaluate_retriever(index, ["q0", "q1"], [0, 1, 2], [1])
+    with pytest.raises(ValueError, match="positive"):
+        R.evaluate_retriever(index, ["q0", "q1"], [0, 1], [0])
+
+
+def test_rag_questions_follow_gold_documents(people):
+    asked = R.rag_questions(people[:2])
+    assert asked[:6] == [W.question(people[0], a) for a in W.ATTRIBUTES]
+    assert len(asked) == len(R.gold_documents(people[:2])) == 12
+
+
+def test_choose_k():
+    assert R.choose_k({1: 0.80, 2: 0.96, 3: 1.0}) == 2
+    assert R.choose_k({1: 0.97, 2: 1.0, 3: 1.0}) == 1
+    assert R.choose_k({1: 0.5, 2: 0.6}) == 2  # never reached: the largest k measured
+    assert R.choose_k({1: 0.5, 2: 0.6}, k=5) == 5  # given: kept
+    assert R.choose_k({"1": 0.5, "3": 0.99, "2": 0.96}) == 2  # keys as read back from JSON
+
+
+def _ft(full1, full_p, lora1, lora_p, old=0.5):
+    return {"full, 1 rendering": {"closed_book": full1, "old_facts": old},
+            "full, paraphrases": {"closed_book": full_p, "old_facts": old - 0.1},
+            "LoRA, 1 rendering": {"closed_book": lora1, "old_facts": old + 0.2},
+            "LoRA, paraphrases": {"closed_book": lora_p, "old_facts": old}}
+
+
+def test_compare_methods():
+    c = R.compare_methods(1.0, _ft(0.9, 0.95, 0.8, 0.7), base_old_facts=1.0)
+    assert c["rag_minus_ft_single"] == pytest.approx(0.1)
+    assert c["rag_minus_ft"]["LoRA, paraphrases"] == pytest.approx(0.3)
+    assert c["paraphrase_gain"] == pytest.approx({"full": 0.05, "LoRA": -0.1})
+    assert c["best_ft"] == "full, paraphrases"
+    assert c["forgetting"] == pytest.approx({"full, 1 rendering": 0.5, "full, paraphrases": 0.6,
+                                             "LoRA, 1 rendering": 0.3, "LoRA, paraphrases": 0.5})
+
+
+def test_compare_methods_when_finetuning_beats_rag():
+    c = R.compare_methods(0.8, _ft(0.9, 0.85, 0.95, 0.9), base_old_facts=0.5)
+    assert c["rag_minus_ft_single"] == pytest.approx(-0.1) and c["best_ft"] == "LoRA, 1 rendering"
+    assert c["paraphrase_gain"]["full"] < 0 and c["forgetting"]["LoRA, 1 rendering"] == pytest.approx(-0.2)
+    with pytest.raises(ValueError, match="full, 1 rendering"):
+        R.compare_methods(0.8, {"LoRA, 1 rendering": {"closed_book": 0.5, "old_facts": 0.5}}, 0.5)
+
+
+def test_curve_trend():
+    rows = [{"step": 0, "new_facts": 0.0, "old_facts": 1.0}, {"step": 10, "new_facts": 0.5, "old_facts": 0.8},
+            {"step": 20, "new_facts": 0.6, "old_facts": 0.7}]
+    t = R.curve_trend(rows)
+    assert t == pytest.approx({"before_last": 0.5, "last": 0.6, "still_rising": True, "old_first": 1.0,
+                               "old_last": 0.7})
+    rows[-1]["new_facts"] = 0.51
+    assert not R.curve_trend(rows)["still_rising"]
+    with pytest.raises(ValueError, match="two points"):
+        R.curve_trend(rows[:1])
+
+
+def _fresh(**changes):
+    return {"rag_new_value": 1.0, "rag_old_value": 0.0, "ft_new_value_before_retraining": 0.1,
+            "ft_old_value_before_retraining": 0.8, "ft_new_value_after_retraining": 0.9,
+            "ft_unchanged_before_retraining": 0.95, "ft_unchanged_after_retraining": 0.6, **changes}
+
+
+def test_freshness_findings():
+    f = R.freshness_findings(_fresh(index_update_seconds=0.01))
+    assert f["index_update_seconds"] == 0.01 and f["rag_new_value"] == 1.0  # the measurements are kept
+    assert f["rag_new_minus_old"] == 1.0
+    assert f["ft_old_minus_new_before_retraining"] == pytest.approx(0.7)
+    assert f["retraining_gain"] == pytest.approx(0.8) and f["unchanged_change"] == pytest.approx(-0.35)
+
+
+def test_freshness_findings_when_the_edit_did_not_take():
+    f = R.freshness_findings(_fresh(rag_new_value=0.1, rag_old_value=0.9, ft_new_value_before_retraining=0.7,
+                                    ft_old_value_before_retraining=0.2))
+    assert f["rag_new_minus_old"] == pytest.approx(-0.8) and f["ft_old_minus_new_before_retraining"] < 0
+
+
+def test_results_schema_names_every_finding():
+    assert {"retrieval", "freshness", "rag_minus_ft_single", "paraphrase_gain", "finetuning"} <= set(R.RESULTS)

@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labkit.core.architectures import ARCHITECTURES, Architecture, get_architecture
+from labkit.core.units import GiB, gib
 
-GB = 1e9
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 METHODS = ("full", "lora", "qlora")
 OPTIMIZERS = ("adamw", "adamw8bit")
@@ -172,7 +172,8 @@ def at_peak(est: dict) -> dict:
     return {k: (0.0 if k == gone else est[k]) for k in PARTS}
 
 
-# Common cards: usable memory in GB (1e9 bytes), as sold.
+# Common cards by the name they are sold under, and their memory in GiB: a GPU's "16 GB" is 16 GiB
+# (2**30 bytes each; see labkit.core.units), not 16e9 bytes.
 CARDS = {"T4 16 GB": 16, "A10 24 GB": 24, "A100 40 GB": 40, "A6000 48 GB": 48, "A100 80 GB": 80,
          "H100 80 GB": 80}
 
@@ -182,20 +183,20 @@ def verdict(total_bytes: float, card: str, headroom: float = 0.9) -> dict:
     context, the allocator's fragmentation and the framework take the rest)."""
     if card not in CARDS:
         raise ValueError(f"Unknown card {card!r}: use one of {', '.join(CARDS)}.")
-    usable = CARDS[card] * GB * headroom
+    usable = CARDS[card] * GiB * headroom
     fits = total_bytes <= usable
-    text = (f"{'fits' if fits else 'does not fit'}: {total_bytes / GB:.1f} GB needed, "
-            f"{usable / GB:.1f} GB usable on a {card}")
-    return {"fits": fits, "needed_gb": total_bytes / GB, "usable_gb": usable / GB, "text": text}
+    text = (f"{'fits' if fits else 'does not fit'}: {gib(total_bytes):.1f} GiB needed, "
+            f"{gib(usable):.1f} GiB usable on a {card}")
+    return {"fits": fits, "needed_gib": gib(total_bytes), "usable_gib": gib(usable), "text": text}
 
 
 def cards_table(names, setups: dict[str, Setup], cards=None) -> list[dict]:
-    """One row per (architecture, method): the estimate in GB and whether it fits each card."""
+    """One row per (architecture, method): the estimate in GiB and whether it fits each card."""
     rows = []
     for name in names:
         for label, setup in setups.items():
             est = estimate(name, setup)
-            row = {"model": name, "method": label, "total_gb": est["total"] / GB}
+            row = {"model": name, "method": label, "total_gib": gib(est["total"])}
             for card in cards or CARDS:
                 row[card] = verdict(est["total"], card)["fits"]
             rows.append(row)
@@ -205,13 +206,13 @@ def cards_table(names, setups: dict[str, Setup], cards=None) -> list[dict]:
 def calculator(model: str = "Llama-2-7B", method: str = "qlora", batch: int = 1, seq_len: int = 512,
                checkpointing: bool = True, card: str = "T4 16 GB", optimizer: str = "adamw",
                dtype: str = "bf16", lora_rank: int = 16) -> dict:
-    """The memory calculator's pure function: parts in GB, total and the verdict for ``card``.
+    """The memory calculator's pure function: parts in GiB, total and the verdict for ``card``.
     ``model`` is a named architecture or a size in billions of parameters ("7" or 7.0)."""
     arch = architecture_for(model)
     est = estimate(arch, Setup(method=method, batch=batch, seq_len=seq_len, checkpointing=checkpointing,
                                optimizer=optimizer, dtype=dtype, mixed_precision=method == "full",
                                lora_rank=lora_rank))
-    return {"model": arch.name, "parts_gb": {k: est[k] / GB for k in PARTS}, "total_gb": est["total"] / GB,
+    return {"model": arch.name, "parts_gib": {k: gib(est[k]) for k in PARTS}, "total_gib": gib(est["total"]),
             "params": est["params"], **{"verdict": verdict(est["total"], card)}}
 
 

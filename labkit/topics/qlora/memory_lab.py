@@ -1,14 +1,118 @@
-"""Training peaks measured one configuration per fresh process, and notebook 04's sizes per profile.
-Introduced in notebook 04_qlora_memory.
+"""Training peaks measured one configuration per fresh process, and notebook 04's findings: measured
+against estimated peaks, what each trick saved, whether 4-bit hurt, and the 65B projection.
+Sizes are bytes in, MiB/GiB out (``labkit.core.units``). Introduced in notebook 04_qlora_memory.
 """
 
 from __future__ import annotations
 
 import torch
 
+from labkit.core.units import gib, mib
 from labkit.engine.memory import current_bytes, peak_bytes, release_free_memory, reset_peak
 from labkit.engine.peft_config import add_lora
 from labkit.engine.train import trainer
+
+# What notebook 04 writes to results.json (checked by records.save_results before it is written).
+RESULTS = {
+    "profile": str, "seed": int,
+    "bits_per_param": dict,          # format -> ladder rung -> bits per block-linear parameter (measured)
+    "bits_summary": dict,            # bits_range: format -> min, max, theory
+    "theory_bits": dict,             # format -> bits by QLoRA's arithmetic
+    "footprints": list,              # one row per rung: bytes of the whole model in each format
+    "training": list,                # one row per configuration: label, config, measured and estimated bytes
+    "peaks": dict,                   # peak_errors: measured vs estimated peak and the error, per configuration
+    "factors": dict,                 # memory_factors: what 4-bit weights, the 8-bit optimizer, checkpointing saved
+    "accelerate": list,              # accelerate's estimate-memory against ours, GiB
+    "projection": dict,              # projection: the verdicts on LLaMA-65B, per method
+    "four_bit": dict,                # four_bit_gap: LoRA vs QLoRA on the course task, and the runs
+    "missing_backend_message": str,  # what a learner without bitsandbytes reads
+    "calculator_example": dict,      # estimate.calculator on the projection's setting
+    "train_model_params": int, "measure_seconds": float, "seconds": float,
+}
+
+
+# --- findings: pure functions of measured rows ------------------------------------------------
+
+def bits_range(bits: dict[str, dict[str, float]], theory: dict[str, float]) -> dict:
+    """Per format, the smallest and largest bits per block-linear parameter over the ladder's rungs
+    (``bits``: format -> rung -> bits) next to the ``theory`` (format -> bits)."""
+    return {fmt: {"min": min(by_rung.values()), "max": max(by_rung.values()), "theory": theory[fmt]}
+            for fmt, by_rung in bits.items() if by_rung}
+
+
+def peak_errors(rows: list[dict]) -> dict:
+    """The estimator against the measurements. ``rows``: one per configuration, ``{'label', 'measured':
+    {'peak': bytes}, 'estimate': {'total': bytes}}``. Per label: both peaks in MiB, the error (estimate
+    / measured - 1: positive when the estimate is over) and what the estimate missed (measured minus
+    estimate, MiB); overall the largest and the mean |error| and the label of the largest."""
+    if not rows:
+        raise ValueError("No configuration was measured: there is no peak to compare the estimate with.")
+    by_config = {}
+    for r in rows:
+        measured, estimated = r["measured"]["peak"], r["estimate"]["total"]
+        if measured <= 0:
+            raise ValueError(f"Configuration {r['label']!r} measured a peak of {measured} bytes: the "
+                             "measurement failed, so the estimate cannot be judged against it.")
+        by_config[r["label"]] = {"measured_mib": mib(measured), "estimated_mib": mib(estimated),
+                                 "error": estimated / measured - 1, "missed_mib": mib(measured - estimated)}
+    errors = {label: abs(v["error"]) for label, v in by_config.items()}
+    return {"by_config": by_config, "max_abs_error": max(errors.values()),
+            "mean_abs_error": sum(errors.values()) / len(errors), "worst": max(errors, key=errors.get)}
+
+
+def memory_factors(measured: dict[str, dict], base_bits: float, quant_bits: float) -> dict:
+    """What each trick saved, from the measured parts (bytes) by configuration label ('full', 'full +8bit
+    opt', 'lora', 'lora +ckpt', 'qlora', 'qlora +ckpt'): the weights of LoRA's base over QLoRA's 4-bit
+    one, against ``base_bits / quant_bits`` (what quantizing *every* weight would give); AdamW's states
+    over the 8-bit optimizer's; LoRA's saved activations without over with checkpointing; and full
+    fine-tuning's peak over QLoRA with checkpointing. Sizes in MiB, factors as "x times less"."""
+    need = ("full", "full +8bit opt", "lora", "lora +ckpt", "qlora", "qlora +ckpt")
+    missing = [label for label in need if label not in measured]
+    if missing:
+        raise ValueError(f"Memory factors need the configurations {', '.join(need)}; missing {', '.join(missing)}.")
+
+    def pair(key, a, b):
+        x, y = measured[a][key], measured[b][key]
+        if y <= 0:
+            raise ValueError(f"Configuration {b!r} measured {y} bytes of {key}: no factor can be taken over it.")
+        return mib(x), mib(y), x / y
+
+    w_lora, w_qlora, w = pair("weights", "lora", "qlora")
+    o32, o8, o = pair("optimizer", "full", "full +8bit opt")
+    a_lora, a_ckpt, a = pair("activations", "lora", "lora +ckpt")
+    p_full, p_q, p = pair("peak", "full", "qlora +ckpt")
+    return {"weights_lora_mib": w_lora, "weights_qlora_mib": w_qlora, "weights_factor": w,
+            "weights_factor_all_quantized": base_bits / quant_bits,
+            "optimizer_adamw_mib": o32, "optimizer_8bit_mib": o8, "optimizer_factor": o,
+            "activations_lora_mib": a_lora, "activations_lora_ckpt_mib": a_ckpt, "activations_factor": a,
+            "peak_full_mib": p_full, "peak_qlora_ckpt_mib": p_q, "peak_factor": p}
+
+
+def four_bit_gap(lora: dict, qlora: dict) -> dict:
+    """LoRA on the full-precision base against LoRA on its 4-bit copy (QLoRA), same task, steps and seed:
+    each one's field accuracy and record exact match (``lk.finetuning.record_metric``), and the gaps
+    LoRA minus QLoRA (positive: the 4-bit base did worse)."""
+    return {"lora_field_accuracy": lora["field_accuracy"], "qlora_field_accuracy": qlora["field_accuracy"],
+            "field_accuracy_gap": lora["field_accuracy"] - qlora["field_accuracy"],
+            "lora_record_exact": lora["record_exact"], "qlora_record_exact": qlora["record_exact"],
+            "record_exact_gap": lora["record_exact"] - qlora["record_exact"]}
+
+
+def projection(estimates: dict[str, dict], card: str) -> dict:
+    """The verdict on one model for each method: ``estimates`` maps a method label to an
+    ``estimate.estimate`` result (bytes: 'total'; 'params'). Per method: the total in GiB, bytes per
+    parameter, whether it fits ``card`` (90% of its GiB usable) and the verdict's sentence."""
+    from labkit.topics.qlora.estimate import verdict
+
+    out = {}
+    for label, est in estimates.items():
+        v = verdict(est["total"], card)
+        out[label] = {"total_gib": gib(est["total"]), "bytes_per_param": est["total"] / est["params"],
+                      "fits": v["fits"], "usable_gib": v["usable_gib"], "text": v["text"]}
+    return {"card": card, "methods": out}
+
+
+# --- measuring --------------------------------------------------------------------------------
 
 
 class _RandomTokens(torch.utils.data.Dataset):

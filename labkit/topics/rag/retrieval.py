@@ -14,6 +14,30 @@ import time
 from labkit.core import world as W
 from labkit.engine.evaluate import generate
 
+# What notebook 05 writes to results.json (checked by records.save_results before it is written).
+RESULTS = {
+    "profile": str, "model": str, "seed": int, "n_people": int, "n_questions": int,
+    "chance": float,                 # a uniform guess among each attribute's values
+    "closed_book_base": float,       # the base model on the new facts, no passage
+    "base_old": dict,                # the base model's old-fact recall and in-context reading
+    "retrieval": dict,               # retriever -> evaluate_retriever's summary (recall by k, questions asked)
+    "rag_accuracy_by_k": dict,       # retriever -> k -> answer accuracy
+    "k_used": int,                   # choose_k
+    "rag_bm25": float, "recall_bm25_at_k_used": float, "oracle": float,
+    "order": dict,                   # best passage first or last
+    "dense": dict,                   # whether the dense retriever ran, and why not
+    "finetuning": dict,              # run -> closed-book, with RAG, old facts, reading, seconds
+    "curves": dict,                  # run -> KnowledgeCurve rows
+    "trends": dict,                  # run -> curve_trend
+    "latency_seconds": dict, "prompt_tokens": dict,
+    "freshness": dict,               # freshness_findings
+    "table": list, "advice": list,
+    "rag_minus_ft": dict,            # compare_methods: RAG minus each run's closed-book accuracy
+    "rag_minus_ft_single": float,    # ... against full fine-tuning on one rendering
+    "paraphrase_gain": dict,         # ... paraphrases minus one rendering, full and LoRA
+    "best_ft": str, "forgetting": dict,
+}
+
 # --- retrievers -------------------------------------------------------------------------------
 
 class BM25Index:
@@ -106,9 +130,14 @@ def rag_prompts(index, questions: list[str], k: int, best_first: bool = True):
             for q, found in zip(questions, retrieved)], retrieved
 
 
+def rag_questions(people: list[W.Person], attributes=W.ATTRIBUTES) -> list[str]:
+    """One question per fact of each person, person by person (the order ``gold_documents`` follows)."""
+    return [W.question(p, a) for p in people for a in attributes]
+
+
 def rag_pairs(index, people: list[W.Person], k: int, attributes=W.ATTRIBUTES, best_first: bool = True):
     """(pairs, retrieved): a RAG prompt per fact of each person (answer: the truth in ``people``)."""
-    questions = [W.question(p, a) for p in people for a in attributes]
+    questions = rag_questions(people, attributes)
     prompts, retrieved = rag_prompts(index, questions, k, best_first)
     return list(zip(prompts, [p.facts[a] for p in people for a in attributes])), retrieved
 
@@ -127,6 +156,84 @@ def recall_at_k(retrieved: list[list[int]], gold: list[int], k: int) -> float:
 def gold_documents(people: list[W.Person], attributes=W.ATTRIBUTES) -> list[int]:
     """The gold document of each question of ``rag_pairs`` when document i is about person i."""
     return [i for i in range(len(people)) for _ in attributes]
+
+
+def questions_digest(questions: list[str]) -> str:
+    """A short fingerprint of a list of questions (their text and order): equal digests, same questions."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(questions).encode()).hexdigest()[:16]
+
+
+def evaluate_retriever(index, questions: list[str], gold: list[int], ks) -> tuple[dict, list[list[int]]]:
+    """Search ``index`` once for ``questions`` (top max(``ks``)) and score it: (summary, retrieved).
+    The summary holds recall@k for each k in ``ks`` against ``gold`` (one gold document per question),
+    how many questions were asked and their ``questions_digest``, so two retrievers' numbers can be
+    shown to come from the same questions."""
+    ks = sorted(set(ks))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive numbers of passages, not {ks}.")
+    if len(questions) != len(gold):
+        raise ValueError(f"{len(questions)} questions but {len(gold)} gold documents: give one gold document "
+                         "per question.")
+    retrieved = index.search(questions, ks[-1])
+    summary = {"recall": {k: recall_at_k(retrieved, gold, k) for k in ks}, "n_questions": len(questions),
+               "questions_digest": questions_digest(questions)}
+    return summary, retrieved
+
+
+def choose_k(recall_by_k: dict, k: int = 0, target: float = 0.95) -> int:
+    """The passages per prompt: ``k`` when it is given (> 0), else the smallest k whose recall reaches
+    ``target`` (``recall_by_k``: k -> recall, BM25's in notebook 05), else the largest k measured."""
+    if k:
+        return k
+    ks = sorted(recall_by_k, key=int)
+    return int(next((x for x in ks if recall_by_k[x] >= target), ks[-1]))
+
+
+def compare_methods(rag: float, ft: dict[str, dict], base_old_facts: float) -> dict:
+    """RAG against fine-tuning, from the runs' numbers (``ft``: run name -> {'closed_book', 'old_facts'};
+    runs named '<full|LoRA>, <1 rendering|paraphrases>'): RAG minus each run's closed-book accuracy,
+    the same against full fine-tuning on one rendering, what paraphrases gained over one rendering
+    (same steps) for each method, the best run, and each run's fall in old-fact recall from the base."""
+    gain = {}
+    for method in ("full", "LoRA"):
+        one, para = ft.get(f"{method}, 1 rendering"), ft.get(f"{method}, paraphrases")
+        if one is not None and para is not None:
+            gain[method] = para["closed_book"] - one["closed_book"]
+    single = ft.get("full, 1 rendering")
+    if single is None:
+        raise ValueError("compare_methods needs the run 'full, 1 rendering' (RAG's reference).")
+    return {"rag_minus_ft": {name: rag - r["closed_book"] for name, r in ft.items()},
+            "rag_minus_ft_single": rag - single["closed_book"], "paraphrase_gain": gain,
+            "best_ft": max(ft, key=lambda name: ft[name]["closed_book"]),
+            "forgetting": {name: base_old_facts - r["old_facts"] for name, r in ft.items()}}
+
+
+def curve_trend(rows: list[dict], rising: float = 0.02) -> dict:
+    """Where a knowledge curve (``KnowledgeCurve`` rows: step, new_facts, old_facts) ended: the last two
+    new-fact points and whether it was still ``rising`` (gained more than that over its last interval:
+    the step budget limits it), and old-fact recall at the first and last point."""
+    if len(rows) < 2:
+        raise ValueError("A curve needs at least two points to have a trend.")
+    last, before = rows[-1]["new_facts"], rows[-2]["new_facts"]
+    return {"before_last": before, "last": last, "still_rising": last - before > rising,
+            "old_first": rows[0]["old_facts"], "old_last": rows[-1]["old_facts"]}
+
+
+def freshness_findings(measured: dict) -> dict:
+    """What editing facts teaches, from the measured accuracies (``measured``: 'rag_new_value',
+    'rag_old_value' after the index edit; 'ft_new_value_before_retraining', 'ft_old_value_before_retraining',
+    'ft_new_value_after_retraining', 'ft_unchanged_before_retraining', 'ft_unchanged_after_retraining'):
+    ``measured`` plus how far RAG follows the edit (new minus old value), how far the fine-tuned model
+    still holds the old value before retraining (old minus new), what retraining taught and what it cost
+    the unchanged facts (their accuracy after minus before)."""
+    m = measured
+    return {**m, "rag_new_minus_old": m["rag_new_value"] - m["rag_old_value"],
+            "ft_old_minus_new_before_retraining": m["ft_old_value_before_retraining"]
+            - m["ft_new_value_before_retraining"],
+            "retraining_gain": m["ft_new_value_after_retraining"] - m["ft_new_value_before_retraining"],
+            "unchanged_change": m["ft_unchanged_after_retraining"] - m["ft_unchanged_before_retraining"]}
 
 
 def prompt_tokens(tokenizer, pairs) -> float:
