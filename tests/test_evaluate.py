@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from labkit import evaluate
-from labkit import finetuning as tasks
 from labkit import world as W
 from labkit.model.pretrain import PretrainConfig, model_config
 from labkit.model.tokenizer import build_tokenizer
@@ -39,20 +38,3 @@ def test_perplexity_of_uniform_model_is_vocab_size(tiny):
         torch.nn.init.zeros_(p)
     ppl = evaluate.perplexity(model, tok, ["Q : who employs Rivi Doko ? A :"])
     assert math.isclose(ppl, len(tok), rel_tol=1e-4)
-
-
-def test_score_records():
-    gold = ["Fort Tarn ; year 1990", "Fort Rusk ; year 1951"]
-    pred = ["Fort Tarn ; year 1990", "Fort Rusk ; year 1952"]
-    s = tasks.score_records(pred, gold)
-    assert s["field_accuracy"] == 0.75 and s["record_exact"] == 0.5
-
-
-def test_record_pairs_are_fresh_and_split():
-    w = W.make_world(0)
-    train, val = tasks.record_pairs(w, 30, "train"), tasks.record_pairs(w, 30, "eval")
-    assert train == tasks.record_pairs(w, 30, "train")
-    names = lambda ps: {p.split("record of ")[1].rstrip(" :") for p, _ in ps}  # noqa: E731
-    assert not names(train) & names(val)
-    assert not names(train) & {p.name for p in w.pretrain_people + w.heldout}
-    assert all(list(W.parse_record(a)) == list(W.ATTRIBUTES) for _, a in train)

@@ -133,3 +133,140 @@ def test_update_spectra(tiny):
     assert float(spectra["layers.0.self_attn.q_proj"].abs().max()) == 0.0
 
 
+
+
+# ---------------------------------------------------------------- findings, on fake rows
+
+def _row(targets, rank, scalings, task, recall=0.5, ppl=2.0):
+    kind = "all" if targets == "all linear" else "qv"
+    name = "full fine-tuning" if not rank else f"lora_{kind}_r{rank}_{scalings[0] if rank > 1 else ''}"
+    return {"run": name, "config": {"targets": targets, "rank": rank, "scalings": list(scalings)},
+            "metrics": {"task": task, "qa_recall": recall, "perplexity": ppl}}
+
+
+ALL = ("alpha ∝ r", "fixed alpha", "rsLoRA")
+
+
+def _sweep(ranks=(1, 4, 16, 64)):
+    """A fake ci-like sweep: per (targets, scaling), task/recall/perplexity by rank."""
+    table = {("all linear", "alpha ∝ r"): {4: (0.99, 0.0, 250), 16: (1.0, 0.0, 35), 64: (0.6, 0.0, 900),
+                                           8: (1.0, 0.0, 40)},
+             ("all linear", "fixed alpha"): {4: (0.84, 0.73, 4), 16: (0.78, 0.77, 3.6), 64: (0.5, 0.9, 2),
+                                             8: (0.8, 0.75, 3.8)},
+             ("all linear", "rsLoRA"): {4: (0.98, 0.04, 19), 16: (0.99, 0.0, 30), 64: (0.97, 0.0, 80),
+                                        8: (0.985, 0.02, 25)},
+             ("q,v", "alpha ∝ r"): {4: (0.9, 0.2, 10), 16: (0.97, 0.05, 20), 64: (0.8, 0.0, 100),
+                                    8: (0.95, 0.1, 15)}}
+    rows = [_row("all linear", 1, ALL, 0.40, 0.98, 1.8), _row("q,v", 1, ("alpha ∝ r",), 0.3, 0.99, 1.7)]
+    for (t, sc), by in table.items():
+        rows += [_row(t, r, (sc,), *by[r]) for r in ranks if r > 1 and r in by]
+    return rows
+
+
+def test_curves_share_the_rank_one_run():
+    c = lora.curves(_sweep() + [_row("all linear", 0, (), 1.0, 0.0)])
+    assert list(c) == ["all linear | alpha ∝ r", "all linear | fixed alpha", "all linear | rsLoRA",
+                       "q,v | alpha ∝ r"]
+    assert c["all linear | fixed alpha"]["task"] == [(1, 0.40), (4, 0.84), (16, 0.78), (64, 0.5)]
+    assert all(v[0] == (1, 0.40) for k, v in ((k, c[k]["task"]) for k in c) if k.startswith("all"))
+    assert c["q,v | alpha ∝ r"]["perplexity"][0] == (1, 1.7)
+
+
+@pytest.mark.parametrize("ranks, want", [((1, 4, 16, 64), {"top": 64, "low": 4, "mid": 16, "near": 16}),
+                                         ((1, 8, 64), {"top": 64, "low": 8, "mid": 8, "near": None}),
+                                         ((1, 2, 4, 8, 16, 32, 64), {"top": 64, "low": 2, "mid": 32, "near": 8}),
+                                         ((1,), {"top": 1, "low": None, "mid": None, "near": None})])
+def test_landmark_ranks(ranks, want):
+    assert lora.landmark_ranks(ranks) == want
+
+
+def test_scaling_at_top():
+    c = lora.curves(_sweep())
+    s = lora.scaling_at_top(c, (1, 4, 16, 64))
+    assert s["rs_minus_fixed_at_top"] == pytest.approx(0.97 - 0.5)
+    assert s["fixed_top_minus_low"] == pytest.approx(0.5 - 0.84) and s["rs_top_minus_low"] == pytest.approx(-0.01)
+    assert s["prop_top_minus_mid"] == pytest.approx({"all linear": 0.6 - 1.0, "q,v": 0.8 - 0.97})
+    assert s["prop_perplexity_top_over_mid"] == pytest.approx({"all linear": 900 / 35, "q,v": 5.0})
+
+
+def test_scaling_at_top_when_it_does_not_hold():
+    # Fixed alpha beats rsLoRA at the top rank: the difference is negative, not hidden.
+    rows = [_row("all linear", 1, ALL, 0.4), _row("all linear", 8, ("fixed alpha",), 0.9),
+            _row("all linear", 8, ("rsLoRA",), 0.6)]
+    s = lora.scaling_at_top(lora.curves(rows), (1, 8))
+    assert s["rs_minus_fixed_at_top"] == pytest.approx(-0.3)
+    assert s["prop_top_minus_mid"] == {}  # alpha ∝ r was run at rank 1 only: nothing to compare
+    # A sweep without an rsLoRA curve: no comparison, no crash.
+    s = lora.scaling_at_top(lora.curves(rows[:2]), (1, 8))
+    assert s["rs_minus_fixed_at_top"] is None and s["rs_top_minus_low"] is None
+
+
+@pytest.mark.parametrize("ranks", [(1, 4, 16, 64), (1, 8, 64), (1, 2, 4, 8, 16, 32, 64), (4, 16), (1,)])
+def test_findings_for_any_swept_ranks(ranks):
+    """The documented override ranks=[1, 8, 64] crashed notebook 03: its finding 4 took the largest of
+    the task changes from the lowest rank above 1 to 4x that rank, and the sweep had no such rank
+    (no 32 beside 8). Every finding must work for any valid list of ranks."""
+    rows = [r for r in _sweep(ranks) if r["config"]["rank"] in ranks]
+    c = lora.curves(rows)
+    s = lora.scaling_at_top(c, ranks)
+    sat = lora.saturation(c, ranks)
+    f = lora.learning_vs_forgetting(rows, {"task": 0.1, "qa_recall": 1.0})
+    assert set(sat["curves"]) == set(c) and set(f["by_rank"]) == {r for r in ranks if r in (1, 4, 8, 16, 64)}
+    if ranks == (1, 8, 64):
+        assert sat["small_rank_change"] == {} and sat["near"] is None
+        assert s["rs_minus_fixed_at_top"] == pytest.approx(0.47)
+
+
+def test_saturation():
+    c = lora.curves(_sweep())
+    sat = lora.saturation(c, (1, 4, 16, 64))
+    rs = sat["curves"]["all linear | rsLoRA"]
+    assert (rs["best"], rs["best_rank"], rs["saturates_at"]) == (0.99, 16, 4)
+    assert rs["spread"] == pytest.approx(0.99 - 0.40)
+    fixed = sat["curves"]["all linear | fixed alpha"]
+    assert (fixed["best_rank"], fixed["saturates_at"]) == (4, 4)
+    assert sat["curves"]["q,v | alpha ∝ r"]["saturates_at"] == 16  # 0.9 at rank 4 is 0.07 below the best
+    assert sat["small_rank_change"]["all linear | fixed alpha"] == pytest.approx(0.06)
+    assert sat["rank1_to_low"]["all linear | rsLoRA"] == pytest.approx(0.58)
+
+
+def test_saturation_when_it_does_not_hold():
+    # Still climbing at the top rank: the task saturates only there.
+    rows = [_row("all linear", r, ("rsLoRA",) if r > 1 else ALL, t) for r, t in ((1, 0.1), (4, 0.3), (16, 0.6))]
+    sat = lora.saturation(lora.curves(rows), (1, 4, 16))
+    assert sat["curves"]["all linear | rsLoRA"]["saturates_at"] == 16
+
+
+def test_learning_vs_forgetting():
+    rows = _sweep() + [_row("all linear", 0, (), 1.0, 0.02)]
+    f = lora.learning_vs_forgetting(rows, {"task": 0.1, "qa_recall": 1.0})
+    assert set(f["learned_runs"]) == {r["run"] for r in rows if r["metrics"]["task"] >= 0.95}
+    assert "full fine-tuning" in f["learned_runs"] and f["max_recall_of_learned_runs"] == 0.05
+    assert f["min_recall_fixed_alpha"] == 0.73 and f["max_task_fixed_alpha"] == 0.84
+    assert f["by_rank"][4] == {"runs": 4, "learned": 2, "max_task_gain": pytest.approx(0.89),
+                               "min_recall_lost": pytest.approx(0.27), "max_recall_lost": pytest.approx(1.0)}
+    assert f["by_rank"][1]["runs"] == 2 and f["by_rank"][1]["learned"] == 0
+    assert f["task_gain"]["full fine-tuning"] == pytest.approx(0.9)
+
+
+def test_learning_vs_forgetting_when_it_does_not_hold():
+    # A run that learned and kept its facts: the learned runs now keep more recall than fixed alpha.
+    rows = [_row("all linear", 4, ("rsLoRA",), 0.99, 0.95), _row("all linear", 4, ("fixed alpha",), 0.5, 0.8)]
+    f = lora.learning_vs_forgetting(rows, {"task": 0.1, "qa_recall": 1.0})
+    assert f["max_recall_of_learned_runs"] > f["min_recall_fixed_alpha"]
+    # Nothing learned, no fixed-alpha run: None, not a crash.
+    f = lora.learning_vs_forgetting(rows[1:2][:0] + [_row("q,v", 1, ("alpha ∝ r",), 0.2)], {"task": 0, "qa_recall": 1})
+    assert f["learned_runs"] == [] and f["max_recall_of_learned_runs"] is None and f["min_recall_fixed_alpha"] is None
+
+
+def test_energy_summary():
+    ranks = {"layers.0.q": 10, "layers.0.v": 40, "layers.1.q": 25, "layers.1.up": 64}
+    rand = {"layers.0.q": 150, "layers.0.v": 150, "layers.1.q": 150, "layers.1.up": 160}
+    e = lora.energy_summary(ranks, rand, (1, 4, 16, 64))
+    assert (e["min"], e["max"], e["median"], e["matrices"]) == (10, 64, 40, 4)
+    assert (e["random_min"], e["random_max"]) == (150, 160) and e["max_share_of_random"] == pytest.approx(0.4)
+    assert e["updates_above_rank"] == {1: 4, 4: 4, 16: 3, 64: 0}  # "more than r": 64 is not above 64
+    # Updates as spread as a random matrix: the share reaches 1.
+    assert lora.energy_summary({"a": 150}, {"a": 150}, (1,))["max_share_of_random"] == 1.0
+    with pytest.raises(ValueError, match="No energy ranks"):
+        lora.energy_summary({}, {}, (1,))

@@ -5,6 +5,20 @@ from conftest import run_notebook
 
 from labkit import lora
 
+# Thresholds (owned here, never read from the results they judge).
+# The record task is a format plus copying six values out of the passage: a low-rank update can carry
+# it, so the best LoRA run must reach at least 95% of full fine-tuning's field accuracy (within about
+# one field in twenty of it).
+BEST_LORA_SHARE_OF_FULL = 0.95
+# Even the smallest adapters (rank 1; on q,v only 4,096 numbers, 0.13% of the model) must learn the
+# task, not just nudge it: on average at least one more of a record's six fields right than the base
+# model (which has never seen the record format).
+RANK_ONE_MIN_GAIN = 1 / 6
+# Full fine-tuning's updates are low-rank compared with noise: each one's 90%-energy rank is at most
+# half that of a Gaussian matrix of its shape. Taking the spectrum of the wrong matrix (W itself, or
+# anything noise-like) gives ranks near the random ones.
+MAX_SHARE_OF_RANDOM_ENERGY_RANK = 0.5
+
 
 @pytest.fixture(scope="module")
 def r(tmp_path_factory):
@@ -13,12 +27,8 @@ def r(tmp_path_factory):
 
 @pytest.mark.notebook
 def test_every_finding_is_recorded(r):
-    for key in ("hand_vs_peft", "hand_vs_peft_at_init", "adapter_moves_layer_by", "merge_gap", "hand_merge_gap",
-                "counts", "counts_match", "adapter_bytes", "model_bytes", "runs", "task_gain", "curves",
-                "task_spread_over_rank", "small_rank_change", "trends", "full", "energy_ranks", "matrix_min_dims",
-                "random_energy_ranks", "median_energy_rank", "updates_above_rank", "base"):
-        assert key in r, key
-    assert r["profile"] == "ci"
+    # save_results checked lora.RESULTS already; this pins the profile and the sweep it ran.
+    assert set(lora.RESULTS) <= set(r) and r["profile"] == "ci"
 
 
 @pytest.mark.notebook
@@ -52,35 +62,54 @@ def test_counts_equal_peft_for_every_rank_and_target(r):
 
 
 @pytest.mark.notebook
-def test_every_swept_configuration_learns_the_task(r):
+def test_the_sweep_covers_its_grid(r):
     runs = [run for run in r["runs"].values() if run["config"]["rank"]]
     grid = {(t, sc) for t, scalings, _ in r["sweep"]["grid"] for sc in scalings}
     covered = {(run["config"]["targets"], sc) for run in runs for sc in run["config"]["scalings"]}
     assert covered == grid
     ranks = r["sweep"]["ranks"]
     assert len(runs) == sum(1 + (len(ranks) - 1) * len(scalings) for _, scalings, _ in r["sweep"]["grid"])
-    base = r["base"]["task"]
-    for name, run in r["runs"].items():
-        assert run["metrics"]["task"] >= base + 0.1, (name, run["metrics"]["task"], base)
-        assert run["seconds"] > 0 and run["peak_mib"] > 0
+    assert all(run["seconds"] > 0 and run["peak_mib"] > 0 for run in r["runs"].values())
 
 
 @pytest.mark.notebook
-def test_full_finetuning_update_energy_ranks(r):
+def test_lora_learns_the_task(r):
+    lora_runs = {name: run["metrics"]["task"] for name, run in r["runs"].items() if run["config"]["rank"]}
+    full = r["full"]["task"]
+    best = max(lora_runs, key=lora_runs.get)
+    assert lora_runs[best] >= BEST_LORA_SHARE_OF_FULL * full, (best, lora_runs[best], full)
+    base = r["base"]["task"]
+    rank_one = {name: run["metrics"]["task"] for name, run in r["runs"].items() if run["config"]["rank"] == 1}
+    assert set(rank_one) == {"lora_all_r1", "lora_qv_r1"}
+    for name, task in rank_one.items():
+        assert task >= base + RANK_ONE_MIN_GAIN, (name, task, base)
+    # The findings' gains are the runs' own numbers.
+    gains = r["forgetting"]["task_gain"]
+    assert all(gains[name] == pytest.approx(task - base) for name, task in lora_runs.items())
+
+
+@pytest.mark.notebook
+def test_full_finetuning_updates_are_low_rank(r):
     ranks = r["energy_ranks"]
     # Every matrix LoRA adapts (7 per block, 4 blocks in the course model) has its rank reported.
     assert len(ranks) == 4 * len(lora.TARGETS["all linear"])
+    random_by_shape = r["random_energy_ranks"]
+    assert set(random_by_shape) == {"256x256", "256x682", "682x256"}
     for name, k in ranks.items():
-        assert 1 <= k <= r["matrix_min_dims"][name], name
-        assert r["matrix_min_dims"][name] == 256
-    assert set(r["updates_above_rank"]) == {str(k) for k in r["sweep"]["ranks"]}
-    assert r["median_energy_rank"] == sorted(ranks.values())[len(ranks) // 2]
+        kind = name.split(".")[-1]
+        shape = {"gate_proj": "682x256", "up_proj": "682x256", "down_proj": "256x682"}.get(kind, "256x256")
+        assert k <= MAX_SHARE_OF_RANDOM_ENERGY_RANK * random_by_shape[shape], (name, k, random_by_shape[shape])
+    e = r["energy_summary"]
+    assert e["max_share_of_random"] <= MAX_SHARE_OF_RANDOM_ENERGY_RANK
+    # The summary's counts agree with the per-matrix ranks it summarises.
+    assert e["updates_above_rank"] == {str(k): sum(v > k for v in ranks.values()) for k in r["sweep"]["ranks"]}
+    assert (e["min"], e["max"], e["matrices"]) == (min(ranks.values()), max(ranks.values()), len(ranks))
 
 
 @pytest.mark.notebook
 def test_trends_that_held_on_two_seeds(r):
     """Checked on training seeds 0 and 1 in the ci profile before being asserted here."""
-    t = r["trends"]
+    t, f = r["scaling"], r["forgetting"]
     # rsLoRA: at the top rank, 1/sqrt(r) scaling learns clearly more than fixed alpha (1/r) ...
     assert t["rs_minus_fixed_at_top"] >= 0.2
     # ... and with fixed alpha a higher rank does not pay off.
@@ -90,4 +119,4 @@ def test_trends_that_held_on_two_seeds(r):
     assert all(v > 1 for v in t["prop_perplexity_top_over_mid"].values())
     # Forgetting follows learning: every run that learned the task lost more fact recall than any
     # fixed-alpha run (which learned it only partly).
-    assert t["learned_runs"] and t["min_recall_fixed_alpha"] > t["max_recall_of_learned_runs"]
+    assert f["learned_runs"] and f["min_recall_fixed_alpha"] > f["max_recall_of_learned_runs"]

@@ -8,11 +8,22 @@ Introduced in notebook 01_full_finetuning.
 
 from __future__ import annotations
 
+import math
 import random
+
+from transformers import TrainerCallback
 
 from labkit.core import world as W
 from labkit.core.scoring import field_accuracy
 from labkit.engine.evaluate import generate
+
+# What notebook 01 writes to results.json (checked by records.save_results): each dict is one finding,
+# as returned by the function named beside it.
+RESULTS = {"profile": str, "seed": int, "parameters": int, "train_seconds": float,
+           "gain": dict,       # metric_gain: the task metric before and after fine-tuning
+           "one_step": dict,   # one_step_gaps: the hand-written loss and AdamW step against the library's
+           "memory": dict,     # memory_check: the 16 bytes/param bill against the tensors held, and the peak
+           "overfit": dict}    # overfit_summary: the overfitting run and early stopping
 
 
 def record_pairs(world: W.World, n: int, split: str, seed: int = 0) -> list[tuple[str, str]]:
@@ -34,3 +45,86 @@ def record_metric(model, tokenizer, pairs, batch_size: int = 32) -> dict:
     preds = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=48,
                      batch_size=batch_size)
     return score_records(preds, [a for _, a in pairs]) | {"predictions": preds}
+
+
+# ---------------------------------------------------------------- findings (pure: measured rows in, numbers out)
+
+def metric_gain(before: dict, after: dict, keys=("field_accuracy", "record_exact")) -> dict:
+    """For each metric: its value before and after fine-tuning, and the gain."""
+    return {k: {"before": before[k], "after": after[k], "gain": after[k] - before[k]} for k in keys}
+
+
+def update_norm(tensors) -> float:
+    """The Euclidean norm of a list of tensors taken as one long vector (a model-wide update)."""
+    import torch
+
+    return math.sqrt(sum(float((torch.as_tensor(t, dtype=torch.float64) ** 2).sum()) for t in tensors))
+
+
+def one_step_gaps(loss_by_hand: float, loss_library: float, hand_update, library_update) -> dict:
+    """The hand-written loss and optimizer step against the library's: the absolute loss gap, the size
+    of the library's update (the change of every weight after one step) and the distance between the
+    two updates relative to that size."""
+    import torch
+
+    if len(hand_update) != len(library_update):
+        raise ValueError(f"The two updates cover {len(hand_update)} and {len(library_update)} tensors: "
+                         "compare the same model's parameters.")
+    size = update_norm(library_update)
+    diff = [torch.as_tensor(h, dtype=torch.float64) - torch.as_tensor(g, dtype=torch.float64)
+            for h, g in zip(hand_update, library_update)]
+    return {"loss_by_hand": float(loss_by_hand), "loss_library": float(loss_library),
+            "loss_gap": abs(float(loss_by_hand) - float(loss_library)), "update_size": size,
+            "update_gap": update_norm(diff) / size if size else math.inf}
+
+
+def held_bytes(model, optimizer) -> dict:
+    """What training really holds beside the weights, read from PyTorch's tensors: the bytes of every
+    gradient present, and of every per-parameter optimizer state tensor (AdamW's exp_avg and exp_avg_sq;
+    the 0-d step counters are left out)."""
+    import torch
+
+    grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
+    states = sum(t.numel() * t.element_size() for state in optimizer.state.values() for t in state.values()
+                 if torch.is_tensor(t) and t.dim() > 0)
+    return {"gradients": grads, "optimizer": states}
+
+
+class HeldBytes(TrainerCallback):
+    """Reads ``held_bytes`` right after each optimizer step (gradients not yet zeroed, AdamW states
+    made) and keeps the largest: ``held`` = {'gradients': bytes, 'optimizer': bytes}."""
+
+    def __init__(self):
+        self.held = {"gradients": 0, "optimizer": 0}
+
+    def on_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+        now = held_bytes(model, optimizer)
+        self.held = {k: max(v, now[k]) for k, v in self.held.items()}
+
+
+def memory_check(bill: dict, held: dict, baseline_bytes: int, peak_bytes: int) -> dict:
+    """The full fine-tuning bill (``memory.full_finetuning_bytes``) against the gradient and optimizer
+    bytes training really held (``held_bytes``), and the measured peak's growth over the memory in use
+    before training, as a share of those held gradients and states."""
+    held_total = held["gradients"] + held["optimizer"]
+    growth = peak_bytes - baseline_bytes
+    return {"bill": dict(bill), "held": dict(held),
+            "gradients_gap": bill["gradients"] - held["gradients"],
+            "optimizer_gap": bill["optimizer"] - held["optimizer"],
+            "bill_matches_held": bill["gradients"] == held["gradients"] and bill["optimizer"] == held["optimizer"],
+            "baseline_bytes": baseline_bytes, "peak_bytes": peak_bytes, "growth_bytes": growth,
+            "growth_over_held": growth / held_total if held_total else math.inf}
+
+
+def overfit_summary(val_losses, steps_taken: int, max_steps: int, restored_loss: float) -> dict:
+    """The overfitting run from its validation curve (``[(step, loss), ...]``): the best point (the first
+    one, on a tie, as the Trainer keeps it), the first and last points, whether training stopped before
+    its planned ``max_steps``, and the restored model's validation loss against the best."""
+    if not val_losses:
+        raise ValueError("No validation losses: the overfitting run must evaluate (eval_every='epoch').")
+    val = [(int(s), float(v)) for s, v in val_losses]
+    best_step, best_loss = min(val, key=lambda sv: sv[1])
+    return {"val_losses": val, "first_loss": val[0][1], "best_step": best_step, "best_loss": best_loss,
+            "last_step": val[-1][0], "last_loss": val[-1][1], "rise_after_best": val[-1][1] - best_loss,
+            "steps_taken": steps_taken, "max_steps": max_steps, "stopped_early": steps_taken < max_steps,
+            "restored_loss": float(restored_loss), "restored_gap": abs(float(restored_loss) - best_loss)}

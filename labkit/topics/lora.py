@@ -26,6 +26,32 @@ SCALINGS = {"alpha ∝ r": "s = alpha0 (alpha = alpha0 * r)",
             "fixed alpha": "s = alpha0 / r",
             "rsLoRA": "s = alpha0 / sqrt(r)"}
 
+# A run "learned the task" when it writes the record format fully: field accuracy >= 0.95 (at most one
+# field in twenty wrong on never-seen people).
+LEARNED = 0.95
+# A curve "saturates" at the smallest rank whose task score is within this much field accuracy of the
+# curve's best (0.05: under one field in three records of six fields).
+SATURATION_TOLERANCE = 0.05
+
+# What notebook 03 writes to results.json (checked by records.save_results).
+RESULTS = {
+    "profile": str, "seed": int, "sweep": dict, "base": dict, "full": dict, "energy": float,
+    # section 1: the layer by hand
+    "hand_vs_peft_at_init": float, "hand_vs_peft": float, "adapter_moves_layer_by": float, "merge_gap": float,
+    "hand_merge_gap": float,
+    # section 2: counting
+    "counts": list, "counts_match": bool, "adapter_bytes": dict, "model_bytes": int,
+    # section 3: the sweep, and its findings
+    "runs": dict, "curves": dict,
+    "scaling": dict,      # scaling_at_top
+    "saturation": dict,   # saturation
+    "forgetting": dict,   # learning_vs_forgetting
+    # section 4: full fine-tuning's update
+    "energy_ranks": dict, "matrix_min_dims": dict, "random_energy_ranks": dict,
+    "energy_summary": dict,  # energy_summary
+    "budget_llama2_7b_qv_r8": dict,
+}
+
 
 # ---------------------------------------------------------------- the layer, by hand
 
@@ -213,6 +239,136 @@ def random_energy_rank(shape: tuple[int, int], energy: float = 0.9, seed: int = 
     """The same rank for a Gaussian matrix of this shape: what 'no low-rank structure' looks like."""
     g = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
     return energy_rank(torch.linalg.svdvals(g), energy)
+
+
+# ---------------------------------------------------------------- findings (pure: rows in, numbers out)
+
+def curves(rows: list[dict], keys=("task", "qa_recall", "perplexity")) -> dict:
+    """Every scaling curve of the sweep's rows (full fine-tuning's row, rank 0, is left out):
+    ``{"TARGETS | SCALING": {key: [(rank, value), ...] by rank}}``, in the rows' order. A rank-1 row
+    belongs to every scaling it lists."""
+    out: dict = {}
+    for r in rows:
+        c = r["config"]
+        if not c["rank"]:
+            continue
+        for sc in c["scalings"]:
+            curve = out.setdefault(f"{c['targets']} | {sc}", {k: [] for k in keys})
+            for k in keys:
+                curve[k].append((c["rank"], r["metrics"][k]))
+    return {name: {k: sorted(v) for k, v in c.items()} for name, c in out.items()}
+
+
+def landmark_ranks(ranks) -> dict:
+    """The ranks the findings compare: ``top`` (the largest), ``low`` (the smallest above 1), ``mid``
+    (the largest below the top) and ``near`` (the largest in (low, 4 low], for the LoRA paper's
+    'small ranks do as well'); None where the sweep has no such rank."""
+    ranks = sorted(set(ranks))
+    top = ranks[-1]
+    low = min((r for r in ranks if r > 1), default=None)
+    mid = max((r for r in ranks if r < top), default=None)
+    near = max((r for r in ranks if low and low < r <= 4 * low), default=None)
+    return {"top": top, "low": low, "mid": mid, "near": near}
+
+
+def _at(curves: dict, name: str, rank, key: str = "task"):
+    """The value of curve ``name`` at ``rank``, or None if the curve or the rank was not run."""
+    if rank is None or name not in curves:
+        return None
+    return dict(curves[name][key]).get(rank)
+
+
+def _minus(a, b):
+    return None if a is None or b is None else a - b
+
+
+def scaling_at_top(curves: dict, ranks) -> dict:
+    """How the alpha scalings compare at the top rank (the rsLoRA paper's question), on all linear
+    layers: rsLoRA minus fixed alpha at the top rank; fixed alpha's and rsLoRA's change from the
+    lowest rank above 1 to the top; and, for each target choice run with alpha ∝ r, its task change
+    and perplexity ratio from the rank below the top to the top. None where the sweep lacks a curve or
+    a rank."""
+    m = landmark_ranks(ranks)
+    top, low, mid = m["top"], m["low"], m["mid"]
+    rs, fixed = "all linear | rsLoRA", "all linear | fixed alpha"
+    prop = [name.split(" | ")[0] for name in curves if name.endswith("| alpha ∝ r")]
+    ratio = {}
+    for t in prop:
+        hi, lo = _at(curves, f"{t} | alpha ∝ r", top, "perplexity"), _at(curves, f"{t} | alpha ∝ r", mid, "perplexity")
+        if hi is not None and lo:
+            ratio[t] = hi / lo
+    gains = {t: _minus(_at(curves, f"{t} | alpha ∝ r", top), _at(curves, f"{t} | alpha ∝ r", mid)) for t in prop}
+    return {**m, "rs_at_top": _at(curves, rs, top), "fixed_at_top": _at(curves, fixed, top),
+            "rs_minus_fixed_at_top": _minus(_at(curves, rs, top), _at(curves, fixed, top)),
+            "fixed_top_minus_low": _minus(_at(curves, fixed, top), _at(curves, fixed, low)) if top != low else None,
+            "rs_top_minus_low": _minus(_at(curves, rs, top), _at(curves, rs, low)) if top != low else None,
+            "prop_top_minus_mid": {t: v for t, v in gains.items() if v is not None},
+            "prop_perplexity_top_over_mid": ratio}
+
+
+def saturation(curves: dict, ranks, tolerance: float = SATURATION_TOLERANCE) -> dict:
+    """Where the task stops improving with rank, per curve: its best task score and rank, and the
+    smallest rank within ``tolerance`` of that best (``saturates_at``); the spread of the task over
+    rank; the task's change from the lowest rank above 1 to ``near`` (the LoRA paper's 'rank matters
+    little': ``small_rank_change``, empty when the sweep has no such pair) and from rank 1 to that
+    lowest rank (``rank1_to_low``, per curve)."""
+    m = landmark_ranks(ranks)
+    per_curve = {}
+    for name, c in curves.items():
+        task = c["task"]
+        best_rank, best = max(task, key=lambda rv: (rv[1], -rv[0]))  # the smallest rank on a tie
+        per_curve[name] = {"best": best, "best_rank": best_rank,
+                           "saturates_at": min(r for r, v in task if v >= best - tolerance),
+                           "spread": best - min(v for _, v in task)}
+    small = {name: abs(_minus(_at(curves, name, m["low"]), _at(curves, name, m["near"])))
+             for name in curves if _at(curves, name, m["low"]) is not None and _at(curves, name, m["near"]) is not None}
+    first = {name: abs(_minus(_at(curves, name, m["low"]), _at(curves, name, 1)))
+             for name in curves if _at(curves, name, m["low"]) is not None and _at(curves, name, 1) is not None}
+    return {**m, "tolerance": tolerance, "curves": per_curve, "small_rank_change": small, "rank1_to_low": first}
+
+
+def learning_vs_forgetting(rows: list[dict], base: dict, learned_at: float = LEARNED) -> dict:
+    """Learning (task gained over the base model) against forgetting (fact recall lost), by run and by
+    rank. ``learned_runs``: runs (full fine-tuning included) with task >= ``learned_at``; the most fact
+    recall any of them kept, against the least fixed-alpha LoRA runs above rank 1 kept (and the most
+    task they reached). ``by_rank``: for each LoRA rank, its runs, how many learned, the best task gain
+    and the least and most recall lost."""
+    def gain(r):
+        return r["metrics"]["task"] - base["task"]
+
+    def lost(r):
+        return base["qa_recall"] - r["metrics"]["qa_recall"]
+
+    learned = [r for r in rows if r["metrics"]["task"] >= learned_at]
+    fixed = [r for r in rows if r["config"]["rank"] > 1 and list(r["config"]["scalings"]) == ["fixed alpha"]]
+    by_rank = {}
+    for rank in sorted({r["config"]["rank"] for r in rows if r["config"]["rank"]}):
+        at = [r for r in rows if r["config"]["rank"] == rank]
+        by_rank[rank] = {"runs": len(at), "learned": sum(r["metrics"]["task"] >= learned_at for r in at),
+                         "max_task_gain": max(gain(r) for r in at), "min_recall_lost": min(lost(r) for r in at),
+                         "max_recall_lost": max(lost(r) for r in at)}
+    return {"learned_at": learned_at, "task_gain": {r["run"]: gain(r) for r in rows},
+            "recall_lost": {r["run"]: lost(r) for r in rows},
+            "learned_runs": [r["run"] for r in learned],
+            "max_recall_of_learned_runs": max((r["metrics"]["qa_recall"] for r in learned), default=None),
+            "min_recall_fixed_alpha": min((r["metrics"]["qa_recall"] for r in fixed), default=None),
+            "max_task_fixed_alpha": max((r["metrics"]["task"] for r in fixed), default=None),
+            "by_rank": by_rank}
+
+
+def energy_summary(energy_ranks: dict[str, int], random_ranks: dict[str, int], ranks) -> dict:
+    """The energy ranks of full fine-tuning's updates (by matrix name) against a random matrix of each
+    one's shape (``random_ranks``, same names): their range and median, the random range, the largest
+    ratio of an update's rank to its random counterpart, and for each swept LoRA rank how many updates
+    need more directions than it (``updates_above_rank``)."""
+    if not energy_ranks:
+        raise ValueError("No energy ranks: the full fine-tuning run changed no adapted matrix.")
+    ks = sorted(energy_ranks.values())
+    return {"min": ks[0], "max": ks[-1], "median": ks[len(ks) // 2], "matrices": len(ks),
+            "random_min": min(random_ranks[n] for n in energy_ranks),
+            "random_max": max(random_ranks[n] for n in energy_ranks),
+            "max_share_of_random": max(k / random_ranks[n] for n, k in energy_ranks.items()),
+            "updates_above_rank": {r: sum(k > r for k in ks) for r in sorted(set(ranks))}}
 
 
 # ---------------------------------------------------------------- the explorer (pure function)
