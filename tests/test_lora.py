@@ -270,3 +270,21 @@ def test_energy_summary():
     assert lora.energy_summary({"a": 150}, {"a": 150}, (1,))["max_share_of_random"] == 1.0
     with pytest.raises(ValueError, match="No energy ranks"):
         lora.energy_summary({}, {}, (1,))
+
+
+@pytest.mark.parametrize("ranks", [(1, 4, 16, 64), (1, 8, 64), (8,)])
+def test_plots_draw_for_any_swept_ranks(ranks):
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from labkit.views.plots import lora as plots
+
+    rows = [r for r in _sweep(ranks) if r["config"]["rank"] in ranks]
+    full = _row("all linear", 0, (), 0.99, 0.0, 22.0)
+    for fig in (plots.metric_vs_rank(rows, "task", base=0.01, full=0.99),
+                plots.learning_vs_forgetting(rows + [full], {"task": 0.01, "qa_recall": 1.0}),
+                plots.spectra({"layers.0.self_attn.q_proj": torch.linspace(2, 0.01, 16)}, ranks)):
+        assert fig.axes
+        plt.close(fig)
