@@ -4,6 +4,7 @@ import pytest
 from conftest import run_notebook
 
 from labkit import lora
+from labkit.core.settings import get_profile
 
 # Thresholds (owned here, never read from the results they judge).
 # The record task is a format plus copying six values out of the passage: a low-rank update can carry
@@ -26,9 +27,10 @@ def r(tmp_path_factory):
 
 
 @pytest.mark.notebook
-def test_every_finding_is_recorded(r):
-    # save_results checked lora.RESULTS already; this pins the profile and the sweep it ran.
-    assert set(lora.RESULTS) <= set(r) and r["profile"] == "ci"
+def test_the_run_is_the_ci_sweep(r):
+    # No override given: the notebook's None parameters keep the ci profile's ranks and energy share.
+    ci = get_profile("ci").lora
+    assert r["profile"] == "ci" and r["sweep"]["ranks"] == list(ci.ranks) and r["energy"] == ci.energy
 
 
 @pytest.mark.notebook
