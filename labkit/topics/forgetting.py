@@ -13,8 +13,8 @@ import torch
 from labkit.core import world as W
 from labkit.engine import capabilities as C
 from labkit.engine.callbacks import Probe
-from labkit.engine.evaluate import accuracy, perplexity
 from labkit.engine.card import PROBE as CARD_PROBE
+from labkit.engine.evaluate import accuracy, perplexity
 from labkit.topics.finetuning import record_metric
 
 # The capabilities this notebook follows, measured before fine-tuning and held against the model card.
