@@ -119,3 +119,11 @@ def tiny():
     torch.manual_seed(0)
     tok = build_tokenizer()
     return LlamaForCausalLM(model_config(tok, PretrainConfig(hidden=32, layers=2, heads=2))), tok
+
+
+def assert_matches_card(measured: dict, card: dict, keys, tolerance: float) -> None:
+    """Each of ``keys`` in ``measured`` is the card's value within ``tolerance`` (absolute for
+    accuracies, relative for perplexity)."""
+    for key in keys:
+        scale = card[key] if key == "perplexity" else 1
+        assert abs(measured[key] - card[key]) <= tolerance * scale, (key, measured[key], card[key])

@@ -1,7 +1,7 @@
 """Notebook 00_tour, executed by papermill in the ci profile, with its findings asserted."""
 
 import pytest
-from conftest import run_notebook
+from conftest import assert_matches_card, run_notebook
 
 # Recomputed card numbers may differ from the card's by this much: the probes are the card's own and
 # deterministic, so only floating-point noise across machines remains (1 point of accuracy, 1% perplexity).
@@ -22,8 +22,7 @@ def test_the_card_is_recomputed_from_the_weights(r):
     assert r["profile"] == "ci" and r["model_id"] == "course-base"
     for key in ("qa_recall", "bio_recall", "reading", "reading_k3", "perplexity", "qa_unseen_extraction"):
         assert key in m and key in card
-    for key, value in card.items():
-        assert abs(m[key] - value) <= CARD_TOLERANCE * (value if key == "perplexity" else 1), key
+    assert_matches_card(m, card, card, CARD_TOLERANCE)
 
 
 @pytest.mark.notebook

@@ -4,7 +4,7 @@ The thresholds are this file's own (never read from the results they judge), eac
 """
 
 import pytest
-from conftest import run_notebook
+from conftest import assert_matches_card, run_notebook
 
 # "before" is measured with the card's own probes (same people, same sizes), so it must reproduce the
 # card's numbers up to float noise: 0.01 absolute is under 6 of the card's 600 recall questions;
@@ -32,9 +32,7 @@ def results(tmp_path_factory):
 @pytest.mark.notebook
 def test_02_before_matches_the_card(results):
     before, card = results["before"], results["card"]
-    for key in CARD_KEYS:
-        scale = card[key] if key == "perplexity" else 1
-        assert abs(before[key] - card[key]) <= CARD_TOLERANCE * scale, (key, before[key], card[key])
+    assert_matches_card(before, card, CARD_KEYS, CARD_TOLERANCE)
 
 
 @pytest.mark.notebook
