@@ -1,3 +1,5 @@
+import time
+
 import torch
 
 from labkit import memory
@@ -9,9 +11,33 @@ def test_full_finetuning_bill_is_16_bytes_per_fp32_param():
     assert bill["total"] == 16 * 110 and bill["optimizer"] == 8 * 110
 
 
-def test_peak_sees_an_allocation():
+def _peak_of_a_freed_block() -> tuple[int, int]:
+    """Reset, allocate and touch 64 MiB, free it: (peak after reset, peak after the block)."""
+    memory.release_free_memory()
     memory.reset_peak()
     before = memory.peak_bytes()
-    block = torch.ones(64 * 2**20 // 4)  # 64 MB
-    assert memory.peak_bytes() >= before + 48 * 2**20
+    block = torch.ones(64 * 2**20 // 4)
+    time.sleep(0.05)  # the sampler's interval is milliseconds
     del block
+    memory.release_free_memory()
+    return before, memory.peak_bytes()
+
+
+def test_peak_sees_a_freed_allocation():
+    before, after = _peak_of_a_freed_block()
+    assert after >= before + 48 * 2**20
+
+
+def test_peak_sees_a_freed_allocation_where_the_high_water_mark_cannot_be_reset(monkeypatch):
+    monkeypatch.setattr(memory, "_clear_high_water_mark", lambda: False)
+    monkeypatch.setattr(memory, "_sampler", None)
+    before, after = _peak_of_a_freed_block()
+    assert memory._sampler is not None and after >= before + 48 * 2**20
+
+
+def test_a_reset_forgets_an_earlier_peak():
+    block = torch.ones(64 * 2**20 // 4)
+    del block
+    memory.release_free_memory()
+    memory.reset_peak()
+    assert memory.peak_bytes() < memory.current_bytes() + 32 * 2**20

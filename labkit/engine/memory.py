@@ -7,35 +7,10 @@ from __future__ import annotations
 
 import resource
 import sys
+import threading
+import time
 
 import torch
-
-
-def reset_peak() -> None:
-    """Start a new peak: CUDA's counter, or the process RSS high-water mark (Linux)."""
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        return
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass  # not Linux: the lifetime maximum is what can be read
-
-
-def peak_bytes() -> int:
-    """Peak since ``reset_peak``: CUDA bytes allocated on a GPU, else the process's peak RSS."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated()
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
 
 
 def current_bytes() -> int:
@@ -45,6 +20,79 @@ def current_bytes() -> int:
     import psutil
 
     return psutil.Process().memory_info().rss
+
+
+class _RssSampler(threading.Thread):
+    """Samples the process's RSS every few milliseconds and keeps the largest value seen: the peak
+    where the kernel's high-water mark cannot be reset (macOS, some sandboxes). Spikes shorter than
+    the interval can be missed."""
+
+    def __init__(self, interval_s: float = 0.002):
+        super().__init__(daemon=True, name="labkit-rss-sampler")
+        import psutil
+
+        self.interval_s = interval_s
+        self.process = psutil.Process()
+        self.peak = self.process.memory_info().rss
+
+    def run(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.interval_s)
+
+
+_sampler: _RssSampler | None = None
+
+
+def _read_status(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status, in bytes (None off Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _clear_high_water_mark() -> bool:
+    """Reset the kernel's RSS high-water mark; True only if it took effect (HWM back near RSS)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    hwm, rss = _read_status("VmHWM"), _read_status("VmRSS")
+    return hwm is not None and rss is not None and hwm <= rss + 8 * 2**20
+
+
+def reset_peak() -> None:
+    """Start a new peak: CUDA's counter; on the CPU the kernel's RSS high-water mark (Linux), or,
+    where that cannot be reset, a background sampler of RSS."""
+    global _sampler
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return
+    if _sampler is None and _clear_high_water_mark():
+        return
+    if _sampler is None:
+        _sampler = _RssSampler()
+        _sampler.start()
+    _sampler.peak = current_bytes()
+
+
+def peak_bytes() -> int:
+    """Peak since ``reset_peak``: CUDA bytes allocated on a GPU, else the process's peak RSS."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated()
+    if _sampler is not None:
+        return max(_sampler.peak, current_bytes())
+    hwm = _read_status("VmHWM")
+    if hwm is not None:
+        return hwm
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
 
 
 def full_finetuning_bytes(model, optimizer: str = "adamw") -> dict:
