@@ -38,3 +38,26 @@ def test_perplexity_of_uniform_model_is_vocab_size(tiny):
         torch.nn.init.zeros_(p)
     ppl = evaluate.perplexity(model, tok, ["Q : who employs Rivi Doko ? A :"])
     assert math.isclose(ppl, len(tok), rel_tol=1e-4)
+
+
+class _StopsAfter(torch.nn.Module):
+    """A fake LM whose most likely next token is end-of-text right after ``token``, else padding."""
+
+    def __init__(self, tok, token):
+        super().__init__()
+        self.tok, self.token, self.w = tok, tok.convert_tokens_to_ids(token), torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask=None):
+        logits = torch.zeros(*input_ids.shape, len(self.tok))
+        logits[..., self.tok.pad_token_id] = 1.0
+        logits[..., self.tok.eos_token_id] = 2.0 * (input_ids == self.token)
+        return type("Out", (), {"logits": logits})()
+
+
+def test_stops_after_reads_the_token_after_the_end_marker():
+    tok = build_tokenizer()
+    w = W.make_world(0)
+    pairs = [W.qa_pair(p, a) for p in w.qa_seen[:3] for a in W.ATTRIBUTES]
+    assert evaluate.stops_after(_StopsAfter(tok, "."), tok, pairs) == [True] * len(pairs)
+    # A model that would stop only after a question mark does not stop after an answer.
+    assert evaluate.stops_after(_StopsAfter(tok, "?"), tok, pairs) == [False] * len(pairs)

@@ -58,3 +58,11 @@ def test_figures_are_drawn_only_in_views(path):
 def test_every_short_name_resolves():
     for name in labkit.MODULES:
         assert getattr(labkit, name).__name__.startswith("labkit."), name
+
+
+def test_every_module_has_a_short_name():
+    named = {f"labkit.{m}" for m in labkit.MODULES.values()}
+    modules = {".".join(p.relative_to(ROOT.parent).with_suffix("").parts) for p in ROOT.rglob("*.py")
+               if p.name != "__init__.py"}
+    modules = {m for m in modules if not m.startswith("labkit.views.plots.")}  # lk.plots.<topic>
+    assert modules <= named, sorted(modules - named)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 
+from labkit.core import instructions as I
 from labkit.core import world as W
-from labkit.engine.evaluate import exact_match, perplexity
+from labkit.engine.evaluate import exact_match, generate, perplexity, stops_after
 
 
 def recall_pairs(people: list[W.Person]) -> list[tuple[str, str]]:
@@ -45,9 +46,26 @@ def heldout_texts(world: W.World, n: int, seed: int = 0) -> list[str]:
     return [W.biography(rng.choice(world.pretrain_people), rng) for _ in range(n)]
 
 
+def instruction_following(model, tokenizer, world: W.World, n_per_kind: int = 8) -> dict:
+    """Zero-shot instruction following: chat-formatted test instructions of every kind (seen and
+    held-out), greedy answers scored by ``instructions.score``; the mean per kind and overall."""
+    examples = (I.instructions(world, "test", n_per_kind, seed=1)
+                + I.instructions(world, "heldout", n_per_kind, seed=1))
+    prompts = [tokenizer.apply_chat_template(e["messages"][:1], tokenize=False, add_generation_prompt=True)
+               for e in examples]
+    answers = generate(model, tokenizer, prompts, max_new_tokens=48, until=None)
+    scores = {k: [] for k in I.KINDS}
+    for e, a in zip(examples, answers):
+        scores[e["kind"]].append(I.score(e, a))
+    out = {f"instruct_{k}": _mean(v) for k, v in scores.items()}
+    return {"instruct": _mean(out.values()), **out}
+
+
 def measure(model, tokenizer, world: W.World, n_people: int = 100, n_reading: int = 240,
-            reading_k=(1,)) -> dict:
-    """Every capability as a number in [0, 1] (perplexity excepted)."""
+            reading_k=(1,), instruct: int = 0) -> dict:
+    """Every capability as a number in [0, 1] (perplexity excepted); ``stops``: the share of reading
+    answers after which end-of-text comes next; ``instruct`` > 0 adds zero-shot instruction following
+    on that many examples per kind."""
     seen = world.qa_seen[:n_people]
     out = {
         "qa_recall": _mean(exact_match(model, tokenizer, recall_pairs(seen))),
@@ -60,8 +78,11 @@ def measure(model, tokenizer, world: W.World, n_people: int = 100, n_reading: in
         hits = exact_match(model, tokenizer, pairs)
         out["reading" if k == 1 else f"reading_k{k}"] = _mean(hits)
         if k == 1:
+            out["stops"] = _mean(stops_after(model, tokenizer, pairs))
             for a in W.ATTRIBUTES:
                 out[f"reading_{a}"] = _mean([h for h, b in zip(hits, attrs) if b == a])
+    if instruct:
+        out |= instruction_following(model, tokenizer, world, instruct)
     return out
 
 

@@ -46,6 +46,25 @@ def exact_match(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:
     return out
 
 
+@torch.no_grad()
+def stops_after(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:
+    """For each (prompt, answer): after the answer and its end marker, is end-of-text the model's
+    most likely next token (would greedy generation stop on its own)? One teacher-forced pass."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[bool] = []
+    for i in range(0, len(pairs), batch_size):
+        enc = [_encode(tokenizer, p, a)[0] for p, a in pairs[i : i + batch_size]]
+        width = max(len(f) for f in enc)
+        ids = torch.full((len(enc), width), tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, f in enumerate(enc):
+            ids[j, : len(f)], mask[j, : len(f)] = torch.tensor(f), 1
+        pred = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
+        out += [int(pred[j, len(f) - 1]) == tokenizer.eos_token_id for j, f in enumerate(enc)]
+    return out
+
+
 def answers_right(model, tokenizer, pairs, strict: bool = True, batch_size: int = 64) -> list[bool]:
     """Per (prompt, answer): ``strict``, greedy decoding writes exactly the answer then the end
     marker (checked in one teacher-forced pass); lenient (hub models, whose punctuation differs), a
@@ -80,8 +99,10 @@ def perplexity(model, tokenizer, texts, batch_size: int = 32) -> float:
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: int = 32) -> list[str]:
-    """Greedy continuations of ``prompts`` (left-padded batches), cut at the end marker."""
+def generate(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: int = 32,
+             until: str | None = END) -> list[str]:
+    """Greedy continuations of ``prompts`` (left-padded batches), cut at ``until`` (the end marker;
+    None: kept whole up to the end-of-text token or the length limit)."""
     model.eval()
     device = next(model.parameters()).device
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -94,7 +115,7 @@ def generate(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: in
                                  eos_token_id=tokenizer.eos_token_id)
             for row in ids[:, enc.input_ids.shape[1]:]:
                 text = tokenizer.decode(row, skip_special_tokens=True)
-                out.append(text.split(END)[0].strip() if END in text else text.strip())
+                out.append(text.split(until)[0].strip() if until and until in text else text.strip())
     finally:
         tokenizer.padding_side = side
     return out

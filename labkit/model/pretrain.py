@@ -9,6 +9,7 @@ Introduced in notebook 00_tour (the model card).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +18,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from labkit.core import world as W
+from labkit.core.prose import prose
 
 
 @dataclass
@@ -34,12 +36,16 @@ class PretrainConfig:
     reading: float = 0.50          # share that are passages about fresh people + questions
     reading_first: float = 0.15    # first fraction of steps: reading only (curriculum)
     max_passages: int = 3          # people per reading passage (the others are distractors)
-    questions: int = 6             # questions after each reading passage
+    min_passages: int = 1          # fewest people per reading passage
+    questions: int = 6             # questions after each reading passage (then the document ends)
+    prose: float = 0.0             # share of world v2's general statements (labkit.core.prose)
+    tokenizer: int = 1             # tokenizer version (2 extends 1: a version-1 model continues)
     short_passages: float = 0.3    # share of reading passages telling only 1-3 facts per person
     retell: float = 0.5            # share of reading passages told twice (a second paraphrase)
     save_every: int = 0            # steps between checkpoints (0: none)
     init: str = ""                 # continue from this model folder (a later stage); "": from scratch
     stage: int = 1                 # stage number (each stage draws its own documents)
+    resume: bool = False           # continue an interrupted run from its last checkpoint (see save_every)
 
 
 def reading_document(people: list[W.Person], n_questions: int, rng: random.Random,
@@ -61,15 +67,17 @@ def reading_document(people: list[W.Person], n_questions: int, rng: random.Rando
 def document(world: W.World, cfg: PretrainConfig, rng: random.Random, reading_only: bool,
              taken: set[str]) -> str:
     """One training document drawn from the mix."""
-    r = rng.random() * (cfg.bio + cfg.qa + cfg.reading)
+    r = rng.random() * (cfg.bio + cfg.qa + cfg.reading + cfg.prose)
     if reading_only or r < cfg.reading:
-        people = [W.sample_person(rng, taken) for _ in range(rng.randint(1, cfg.max_passages))]
+        people = [W.sample_person(rng, taken) for _ in range(rng.randint(cfg.min_passages, cfg.max_passages))]
         for p in people:
             taken.discard(p.name)  # fresh people are throwaway: keep the set small
         return reading_document(people, cfg.questions, rng, rng.random() < cfg.short_passages,
                                 rng.random() < cfg.retell)
     if r < cfg.reading + cfg.bio:
         return W.biography(rng.choice(world.pretrain_people), rng)
+    if r >= cfg.reading + cfg.bio + cfg.qa:  # general statements about pretraining people
+        return " ".join(prose(world.pretrain_people, rng) for _ in range(rng.randint(2, 4)))
     return " ".join(W.qa_text(rng.choice(world.qa_seen), rng.choice(W.ATTRIBUTES))
                     for _ in range(8))
 
@@ -121,10 +129,12 @@ def pretrain(cfg: PretrainConfig, out_dir: str, log=print):
     from labkit.model.tokenizer import build_tokenizer
 
     set_seed(cfg.seed)
-    tok = build_tokenizer()
+    tok = build_tokenizer(cfg.tokenizer)
     world = W.make_world(cfg.seed)
     if cfg.init:
         model = LlamaForCausalLM.from_pretrained(cfg.init, use_safetensors=True)
+        if model.get_input_embeddings().num_embeddings < len(tok):  # a larger tokenizer extends the old one
+            model.resize_token_embeddings(len(tok), mean_resizing=True)  # new rows: the old rows' mean
     else:
         model = LlamaForCausalLM(model_config(tok, cfg))
     log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; config {asdict(cfg)}")
@@ -136,14 +146,22 @@ def pretrain(cfg: PretrainConfig, out_dir: str, log=print):
         save_only_model=True, report_to="none", use_cpu=True, seed=cfg.seed,
         dataloader_num_workers=0, disable_tqdm=True)
     start = time.time()
-    Trainer(model=model, args=args, train_dataset=PackedStream(world, tok, cfg)).train()
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(out_dir) if cfg.resume and os.path.isdir(out_dir) else None
+    if last:
+        log(f"resuming from {last}")
+    Trainer(model=model, args=args, train_dataset=PackedStream(world, tok, cfg)).train(resume_from_checkpoint=last)
     return model, tok, time.time() - start
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, value in asdict(PretrainConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        if isinstance(value, bool):
+            parser.add_argument(f"--{name.replace('_', '-')}", action="store_true")
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--out", default="data/base_model", help="folder to write the model to")
     ns = parser.parse_args(argv)
     cfg = PretrainConfig(**{k: v for k, v in vars(ns).items() if k != "out"})
