@@ -6,7 +6,7 @@ Each notebook runs in its own papermill process; its peak memory is the largest 
 every 0.25 s, of the proportional set size (PSS: shared pages split between the processes sharing
 them) of papermill, its kernel and every process the kernel starts. That total is what a 2 GB
 container such as Binder's has to hold. Prints a Markdown table for the README.
-Budget (ci): each notebook <= 120 s and <= 1.5 GB.
+Budget (ci): each notebook <= 120 s and <= 1.5 GB (1.40 GiB). Sizes are shown in GiB, the course's unit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-BUDGET_S, BUDGET_GB = 120, 1.5
+BUDGET_S, BUDGET_GIB = 120, 1.5e9 / 2**30  # 1.5 GB, in GiB
 # Per-cell limit, so a stuck cell (nbclient can wait forever after a widget is displayed) fails the run
 # instead of hanging it. ci: as in tests/conftest.py, a whole notebook's budget is 120 s, so no healthy
 # cell nears 300 s. cpu/gpu: a whole notebook takes up to ~30 min, so one cell gets an hour.
@@ -72,7 +72,7 @@ def run_one(name: str, profile: str) -> dict:
         err.seek(0)
         stderr = err.read()
     return {"notebook": name, "ok": proc.returncode == 0, "seconds": round(wall, 1),
-            "peak_gb": round(peak / 2**30, 2), "error": stderr[-2000:] if proc.returncode else ""}
+            "peak_gib": round(peak / 2**30, 2), "error": stderr[-2000:] if proc.returncode else ""}
 
 
 def main():
@@ -90,13 +90,13 @@ def main():
         out = subprocess.run([sys.executable, __file__, "--profile", ns.profile, "--one", name],
                              capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"{name}: {rows[-1]['seconds']} s, {rows[-1]['peak_gb']} GB", file=sys.stderr)
-    print(f"| notebook | {ns.profile} wall time (s) | peak memory (GB) | within budget |")
+        print(f"{name}: {rows[-1]['seconds']} s, {rows[-1]['peak_gib']} GiB", file=sys.stderr)
+    print(f"| notebook | {ns.profile} wall time (s) | peak memory (GiB) | within budget |")
     print("|---|---|---|---|")
     for r in rows:
-        ok = r["ok"] and r["seconds"] <= BUDGET_S and r["peak_gb"] <= BUDGET_GB
+        ok = r["ok"] and r["seconds"] <= BUDGET_S and r["peak_gib"] <= BUDGET_GIB
         status = "yes" if ok else ("FAILED" if not r["ok"] else "no")
-        print(f"| {r['notebook']} | {r['seconds']} | {r['peak_gb']} | {status} |")
+        print(f"| {r['notebook']} | {r['seconds']} | {r['peak_gib']} | {status} |")
     for r in rows:
         if r["error"]:
             print(f"\n{r['notebook']} failed:\n{r['error']}", file=sys.stderr)
