@@ -29,7 +29,8 @@ logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 MODULES = {
     "settings": "core.settings", "world": "core.world", "architectures": "core.architectures",
     "units": "core.units", "scoring": "core.scoring", "instructions": "core.instructions",
-    "preferences": "core.preferences", "labelled": "core.labelled", "domain": "core.domain", "skew": "core.skew", "prose": "core.prose",
+    "preferences": "core.preferences", "labelled": "core.labelled", "domain": "core.domain", "skew": "core.skew",
+    "prose": "core.prose",
     "models": "model.loading", "tokenizer": "model.tokenizer", "pretrain": "model.pretrain",
     "card": "engine.card",
     "train": "engine.train", "callbacks": "engine.callbacks", "evaluate": "engine.evaluate",

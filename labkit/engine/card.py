@@ -10,12 +10,14 @@ import argparse
 import json
 from pathlib import Path
 
-from labkit.core import world
+from labkit.core import domain, world
 from labkit.engine import capabilities
 from labkit.model.loading import base_model_dir, load_model
 
-BARS = {"qa_recall": 0.85, "bio_recall": 0.85, "reading": 0.85}  # exact match, issue's bars
-PROBE = dict(n_people=100, n_reading=240, reading_k=(1, 2, 3))     # the card's probe sizes
+# Exact match. World v2's model is to add reading_k3 >= 0.85 (what RAG with k = 3 needs) and
+# stops >= 0.9 (what sampling, reward models and RL need); the shipped model is measured on both.
+BARS = {"qa_recall": 0.85, "bio_recall": 0.85, "reading": 0.85}
+PROBE = dict(n_people=100, n_reading=240, reading_k=(1, 2, 3), instruct=8)  # the card's probe sizes
 
 
 HISTORY = """## What was tried (2 CPU threads, world seed 0)
@@ -36,9 +38,43 @@ Reading is what the pretraining budget has to buy; memorising facts is cheap onc
   at 1.0 while `Fort`, `House`, `pastime` and `colour` were still near chance. QA recall: 0.25.
 - Stage 2 (more biographies and QA, the learning rate warmed up again): QA recall 0.53 and reading
   0.53 at step 400; QA recall 1.00 and reading 0.68 at step 800.
-- Stage 3 (70% reading, lower learning rate): the numbers in the table above.
-Levers not yet tried for lack of time: 6-8 layers, a longer reading-only phase from the start,
-distractor-heavy passages for k > 1, and larger batches once the copy circuit has formed.
+- Stage 3 (70% reading, lower learning rate): the shipped model, measured in the table above. It
+  reads one passage perfectly but not past distractors (k = 2, k = 3), and it does not stop: after
+  an answer, end-of-text is almost never the likeliest next token (`stops`).
+- A stage 4, not shipped (tokenizer version 2, world v2's prose, one question per reading passage,
+  then end-of-text; 750 steps, 16.6 min, its command below): the model stopped after 100% of
+  reading answers by step 250 and kept its recall and reading, but reading with distractors did not
+  move: k = 2 / k = 3 were 0.55 / 0.30 at step 250, 0.40 / 0.28 at step 500 and 0.48 / 0.36 at the
+  end (60-passage probes, then the card's). Looking at the wrong answers (k = 3, step 500): 35 of 60
+  copied a *distractor's* value of the asked attribute, 20 of them from the last passage. The model
+  has the copy-after-the-marker circuit but does not select the passage by the asked name; stages
+  1-3 already showed it passages of 2-3 people with up to 6 questions for 4,600 steps without that
+  forming. It reached instruction following 0.07 zero-shot and fact recall 1.00, but on it notebooks 02, 03
+  and 05 no longer showed their findings (LoRA r=4 lost 0.85 of its recall, nearly as much as full
+  fine-tuning's 1.00), so the model above stays the course's until a version 2 holds them all. Its command:
+  `python -m labkit.model.pretrain --seed 0 --layers 4 --heads 8 --batch 16 --steps 750 --lr 0.001
+  --bio 0.15 --qa 0.15 --reading-first 0.0 --questions 1 --prose 0.2 --tokenizer 2 --retell 0.0
+  --init data/base_model --stage 4`.
+Levers not yet tried: 6-8 layers or wider heads (name matching over 4-token names may need more
+than 4 layers of 32-dimensional heads), names as single tokens, a curriculum of passages that differ
+only in the name, and a longer stage on distractor-only passages. With 57.2 minutes spent on stages 1-3,
+the 90-minute budget leaves about 33 minutes, so the next attempt is likely a fresh run of a
+different shape.
+"""
+
+
+TOKENIZER_V2 = """
+The last stage continues the model with tokenizer version 2 (`labkit.tokenizer`): version 1's pieces
+keep their ids, world v2's words are appended (their embeddings start from the old embeddings' mean and
+covariance), and single letters come last, so a word the vocabulary lacks splits instead of becoming
+`<unk>`: the second domain's jargon (`brinwort` -> `b ##ri ##n ##w ##o ##r ##t`, {jargon:.1f} pieces a
+word on average) is left to notebook 10, which extends the tokenizer. Its mix: reading passages about 1 to 3 fresh
+people with one question each, then end-of-text (so the model learns to stop after an answer);
+biographies; question/answer lists; and world v2's general statements (`labkit.prose`: comparisons,
+true and false claims, groups, summaries, plain rewordings, pronouns, organisations, unknowns), which
+use the words of instructions and preferences without ever being a chat turn, a graded response or a
+labelled example. The chat template marks assistant turns with `{{% generation %}}` for TRL's
+`assistant_only_loss`.
 """
 
 
@@ -57,7 +93,8 @@ def write_card(model_dir: str | Path | None = None) -> dict:
     made = json.loads((model_dir / "pretraining.json").read_text())
     model, tok = load_model(str(model_dir))
     numbers = measure(model, tok, made["config"]["seed"])
-    card = {"seed": made["config"]["seed"], "bars": BARS, "measured": numbers,
+    card = {"seed": made["config"]["seed"], "bars": BARS, "measured": numbers, "vocabulary": len(tok),
+            "jargon_pieces": sum(len(tok.tokenize(j)) for j in domain.jargon()) / len(domain.jargon()),
             "unmet_bars": unmet_bars(numbers),
             "parameters": sum(p.numel() for p in model.parameters()), "pretraining": made}
     (model_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -65,15 +102,31 @@ def write_card(model_dir: str | Path | None = None) -> dict:
     return card
 
 
+def command(config: dict) -> str:
+    """The ``python -m labkit.model.pretrain`` line that makes a stage: every setting that differs
+    from the defaults (a later stage starts from the model folder it continues)."""
+    from dataclasses import asdict
+
+    from labkit.model.pretrain import PretrainConfig
+
+    defaults = asdict(PretrainConfig())
+    flags = []
+    for key, value in config.items():
+        if key in ("save_every", "resume"):  # how the run was kept, not what it made
+            continue
+        if key in defaults and value != defaults[key] or key == "seed":
+            flags.append(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
+    return "python -m labkit.model.pretrain " + " ".join(flags)
+
+
 def render(card: dict) -> str:
     m, made, cfg = card["measured"], card["pretraining"], card["pretraining"]["config"]
-    stages = "\n".join(
-        f"{i}. `python -m labkit.model.pretrain --seed {c['seed']} --layers {c['layers']} --heads {c['heads']} "
-        f"--batch {c['batch']} --steps {c['steps']} --lr {c['lr']} --bio {c['bio']} --qa {c['qa']} "
-        f"--reading {c['reading']} --reading-first {c['reading_first']} --retell {c['retell']}"
-        f"{' --stage ' + str(c['stage']) + ' --init data/base_model' if c['init'] else ''}` "
-        f"({st['train_seconds'] / 60:.1f} min)"
-        for i, st in enumerate(made["stages"], 1) for c in [st["config"]])
+    last = made["stages"][-1]["config"]
+    vocab = card.get("vocabulary", "")
+    v2 = TOKENIZER_V2.format(jargon=card.get("jargon_pieces", 0)) if last.get("tokenizer", 1) == 2 else ""
+    stages = "\n".join(f"{i}. `{command(st['config'])}` ({st['train_seconds'] / 60:.1f} min)"
+                       for i, st in enumerate(made["stages"], 1))
+
     def bar(k):
         if k not in card["bars"]:
             return ""
@@ -87,8 +140,9 @@ def render(card: dict) -> str:
 
 A {card['parameters'] / 1e6:.2f}M-parameter Llama-architecture causal LM ({cfg['layers']} layers,
 hidden {cfg['hidden']}, {cfg['heads']} heads, tied embeddings) with its own word/syllable tokenizer
-and a chat template, pretrained from scratch on the course's fictional world (seed {card['seed']}).
-Everything it knows is generated by `labkit.world`; nothing else went in.
+(version {last.get('tokenizer', 1)}: {vocab} pieces) and a chat template, pretrained from scratch on the
+course's fictional world (seed {card['seed']}). Everything it knows is generated by `labkit.world`;
+nothing else went in.
 
 ## How it was made
 {stages}
@@ -99,7 +153,7 @@ bound), then `python -m labkit.engine.card` measured it. Each step is {cfg['batc
 The mix: biographies of the 300 pretraining people in random paraphrases; question/answer lists
 about the `qa_seen` 80% of them; reading passages about freshly sampled people (1 to
 {cfg['max_passages']} per passage, all six facts or, for a share, 1-3 of them; a share told twice in
-different paraphrases) followed by up to {cfg['questions']} questions.
+different paraphrases) followed by up to {cfg['questions']} questions.{v2}
 
 ## What it measures (recomputed by `labkit.engine.card.check`, asserted in the tests)
 {verdict}
@@ -114,6 +168,11 @@ different paraphrases) followed by up to {cfg['questions']} questions.
 - reading: a passage about a never-seen person, then a question (per attribute below it);
   reading_k2/k3: the same with one or two distractor passages about other people.
 - perplexity: on held-out paraphrases of pretraining-world biographies (lower is better).
+- stops: the share of reading answers after which end-of-text is the most likely next token (greedy
+  generation stops on its own).
+- instruct: zero-shot instruction following, chat-formatted, scored by `labkit.instructions.score`
+  (8 test examples of each kind, per kind below it; compare, filter and verify are the held-out kinds
+  of notebook 07). No bar: the base model never saw a chat turn, so it should be poor but above zero.
 
 {HISTORY}"""
 

@@ -155,15 +155,20 @@ def pretrain(cfg: PretrainConfig, out_dir: str, log=print):
     return model, tok, time.time() - start
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    """The command line: one flag per PretrainConfig field, plus --out."""
+    out = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, value in asdict(PretrainConfig()).items():
         if isinstance(value, bool):
-            parser.add_argument(f"--{name.replace('_', '-')}", action="store_true")
+            out.add_argument(f"--{name.replace('_', '-')}", action="store_true")
         else:
-            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--out", default="data/base_model", help="folder to write the model to")
-    ns = parser.parse_args(argv)
+            out.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    out.add_argument("--out", default="data/base_model", help="folder to write the model to")
+    return out
+
+
+def main(argv=None):
+    ns = parser().parse_args(argv)
     cfg = PretrainConfig(**{k: v for k, v in vars(ns).items() if k != "out"})
     torch.set_num_threads(max(1, torch.get_num_threads()))
     import shutil
