@@ -28,3 +28,14 @@ def test_defaults_and_options():
 def test_bad_input_is_one_clear_error(bad, message):
     with pytest.raises(ValueError, match=message):
         peft_config.lora_config(**bad)
+
+
+def test_wrapping_shows_no_library_deprecation_warning(tiny):
+    import warnings
+
+    from labkit.engine.peft_config import add_lora
+
+    model, _ = tiny
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the notebooks' output stays clean
+        add_lora(model, 4)

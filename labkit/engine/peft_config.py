@@ -28,6 +28,12 @@ def lora_config(rank: int, alpha: float | None = None, targets: str = "all linea
 
 def add_lora(model, rank: int, **options):
     """``model`` wrapped with PEFT LoRA adapters (options as for ``lora_config``)."""
+    import warnings
+
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(rank, **options))
+    with warnings.catch_warnings():
+        # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` while wrapping: a
+        # FutureWarning about the two libraries, not about the learner's code.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lora_config(rank, **options))
