@@ -29,3 +29,26 @@ def test_probe_restores_training_mode_and_reuses_an_initial_row(tiny):
 def test_probe_rejects_a_zero_period():
     with pytest.raises(ValueError, match="every N >= 1"):
         CountingProbe(every=0)
+
+
+def test_in_jupyter_the_bar_shows_without_an_empty_loss_table(tiny, tmp_path, monkeypatch):
+    """In a notebook the Trainer shows an HTML bar and a loss table; the course keeps only the bar."""
+    import transformers.trainer
+    from transformers.utils import notebook
+
+    from labkit.engine import train
+
+    monkeypatch.setattr(transformers.trainer, "DEFAULT_PROGRESS_CALLBACK", notebook.NotebookProgressCallback)
+    shown = []
+    monkeypatch.setattr(notebook.NotebookTrainingTracker, "display",
+                        lambda self: shown.append(notebook.html_progress_bar(self.value, self.total, self.prefix,
+                                                                             self.label, self.width)
+                                                  + (notebook.text_to_html_table(self.inner_table)
+                                                     if self.inner_table is not None else "")))
+    model, tok = tiny
+    pairs = [("Q : a ?", "b")] * 4
+    t = train.trainer(model, tok, pairs, eval_data=pairs, out_dir=str(tmp_path), steps=2, batch_size=2,
+                      eval_every=1)
+    t.train()
+    assert shown and "<progress" in shown[-1]
+    assert not any("<table" in html for html in shown), shown[-1]

@@ -9,6 +9,7 @@ import time
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
+from transformers.utils.notebook import NotebookProgressCallback, NotebookTrainingTracker
 
 from labkit.engine import memory
 
@@ -19,6 +20,24 @@ class BarOnly(ProgressCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         pass
+
+
+class NotebookBarOnly(NotebookProgressCallback):
+    """The same in Jupyter: the Trainer's HTML progress bar without its loss table (which stays
+    empty when the loss is shown elsewhere, and would be printed after every run)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        self.training_tracker = NotebookTrainingTracker(state.max_steps, column_names=None)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if self.prediction_bar is not None:
+            self.prediction_bar.close()
+        self.prediction_bar = None
+        self._force_next_update = True
 
 
 class Probe(TrainerCallback):

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from labkit.core.world import END
-from labkit.engine.callbacks import BarOnly, PeakMemory
+from labkit.engine.callbacks import BarOnly, NotebookBarOnly, PeakMemory
 
 
 class CompletionDataset(Dataset):
@@ -134,8 +134,12 @@ def trainer(model, tokenizer, data, *, out_dir: str, eval_data=None, callbacks=(
                 eval_dataset=dataset(tokenizer, eval_data), data_collator=collator(tokenizer),
                 callbacks=list(callbacks))
     t.pop_callback(PrinterCallback)  # it prints the final metrics dict when the bar is off
-    if t.pop_callback(ProgressCallback) is not None and progress:
-        t.add_callback(BarOnly)
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    # Jupyter gets the Trainer's HTML bar, a terminal its tqdm bar; neither prints its loss table/dicts.
+    for default, quiet in ((ProgressCallback, BarOnly), (NotebookProgressCallback, NotebookBarOnly)):
+        if t.pop_callback(default) is not None and progress:
+            t.add_callback(quiet)
     return t
 
 
