@@ -25,44 +25,34 @@ def _encode(tokenizer, prompt: str, answer: str):
 
 
 @torch.no_grad()
-def exact_match(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:
-    """For each (prompt, answer), does greedy decoding produce exactly ``answer`` then ' .'?"""
+def _teacher_forced(model, tokenizer, pairs, batch_size: int):
+    """Yield, per (prompt, answer), its ``(ids, prompt_length)`` and the model's greedy prediction at
+    every position, from one right-padded forward pass per batch."""
     model.eval()
     device = next(model.parameters()).device
-    out: list[bool] = []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for i in range(0, len(pairs), batch_size):
         enc = [_encode(tokenizer, p, a) for p, a in pairs[i : i + batch_size]]
-        width = max(len(f) for f, _ in enc)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(enc), width), pad, dtype=torch.long)
+        ids = torch.full((len(enc), max(len(f) for f, _ in enc)), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for j, (f, _) in enumerate(enc):
-            ids[j, : len(f)] = torch.tensor(f)
-            mask[j, : len(f)] = 1
+            ids[j, : len(f)], mask[j, : len(f)] = torch.tensor(f), 1
         pred = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
         for j, (f, n) in enumerate(enc):
-            target = torch.tensor(f[n:])
-            out.append(bool((pred[j, n - 1 : len(f) - 1] == target).all()))
-    return out
+            yield f, n, pred[j]
 
 
-@torch.no_grad()
+def exact_match(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:
+    """For each (prompt, answer), does greedy decoding produce exactly ``answer`` then ' .'?"""
+    return [bool((pred[n - 1 : len(f) - 1] == torch.tensor(f[n:])).all())
+            for f, n, pred in _teacher_forced(model, tokenizer, pairs, batch_size)]
+
+
 def stops_after(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:
     """For each (prompt, answer): after the answer and its end marker, is end-of-text the model's
     most likely next token (would greedy generation stop on its own)? One teacher-forced pass."""
-    model.eval()
-    device = next(model.parameters()).device
-    out: list[bool] = []
-    for i in range(0, len(pairs), batch_size):
-        enc = [_encode(tokenizer, p, a)[0] for p, a in pairs[i : i + batch_size]]
-        width = max(len(f) for f in enc)
-        ids = torch.full((len(enc), width), tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for j, f in enumerate(enc):
-            ids[j, : len(f)], mask[j, : len(f)] = torch.tensor(f), 1
-        pred = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
-        out += [int(pred[j, len(f) - 1]) == tokenizer.eos_token_id for j, f in enumerate(enc)]
-    return out
+    return [int(pred[len(f) - 1]) == tokenizer.eos_token_id
+            for f, _, pred in _teacher_forced(model, tokenizer, pairs, batch_size)]
 
 
 def answers_right(model, tokenizer, pairs, strict: bool = True, batch_size: int = 64) -> list[bool]:
