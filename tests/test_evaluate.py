@@ -61,3 +61,4 @@ def test_stops_after_reads_the_token_after_the_end_marker():
     assert evaluate.stops_after(_StopsAfter(tok, "."), tok, pairs) == [True] * len(pairs)
     # A model that would stop only after a question mark does not stop after an answer.
     assert evaluate.stops_after(_StopsAfter(tok, "?"), tok, pairs) == [False] * len(pairs)
+

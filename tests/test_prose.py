@@ -53,3 +53,18 @@ def test_no_chat_turns_or_instruction_requests():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="compare"):
         prose.prose(W.make_world(0).pretrain_people, random.Random(0), "poem")
+
+
+def test_prose_uses_every_world_v2_word_but_the_second_domains():
+    """What base model v2 must read in plain prose: world v2's new words (instructions, preferences,
+    labelled tasks), not the herbal domain's, which notebook 10 brings."""
+    from labkit.core import domain, instructions, labelled, preferences
+
+    v1 = set(W.vocabulary())
+    domain_only = domain.words() - instructions.words() - preferences.words() - labelled.words() - v1
+    wanted = set(W.vocabulary_v2()) - v1 - domain_only
+    rng, people = random.Random("prose-words"), W.make_world(0).pretrain_people
+    written = set()
+    for i in range(4000):
+        written |= set(prose.prose(people, rng, prose.KINDS[i % len(prose.KINDS)]).split())
+    assert wanted <= written, sorted(wanted - written)

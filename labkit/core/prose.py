@@ -35,8 +35,7 @@ def _compare(rng, people):
     pairs = [(a, b) for a in people for b in people if _year(a) < _year(b)]
     if not pairs:  # every year the same (rare): say something else
         return _claims(rng, people)
-    a, b = rng.choice(pairs)
-    old, young = (a, b) if _year(a) < _year(b) else (b, a)
+    old, young = rng.choice(pairs)
     return rng.choice([
         f"{old.name} was born earlier and is older ; {young.name} was born later and is younger .",
         f"of {old.name} and {young.name} , {old.name} was born first and is the older person .",
@@ -138,11 +137,3 @@ def prose(people: list[W.Person], rng: random.Random, kind: str | None = None) -
     W.choose(kind, KINDS, "prose kind")
     return _MAKERS[kind](rng, rng.sample(people, min(len(people), rng.randint(3, 5))))
 
-
-def words() -> set[str]:
-    """Every word the generator can write (names and values aside), from a large sample."""
-    rng, world = random.Random("prose-words"), W.make_world(0)
-    out = set()
-    for i in range(4000):
-        out |= set(prose(world.pretrain_people, rng, KINDS[i % len(KINDS)]).split())
-    return out

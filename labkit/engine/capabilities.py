@@ -12,7 +12,7 @@ import random
 
 from labkit.core import instructions as I
 from labkit.core import world as W
-from labkit.engine.evaluate import exact_match, generate, perplexity, stops_after
+from labkit.engine.evaluate import answer_checks, exact_match, generate, perplexity
 
 
 def recall_pairs(people: list[W.Person]) -> list[tuple[str, str]]:
@@ -75,15 +75,22 @@ def measure(model, tokenizer, world: W.World, n_people: int = 100, n_reading: in
     }
     for k in reading_k:
         pairs, attrs = reading_pairs(world, n_reading, k)
-        hits = exact_match(model, tokenizer, pairs)
+        checks = answer_checks(model, tokenizer, pairs)
+        hits = [right for right, _ in checks]
         out["reading" if k == 1 else f"reading_k{k}"] = _mean(hits)
         if k == 1:
-            out["stops"] = _mean(stops_after(model, tokenizer, pairs))
+            out["stops"] = _mean(stops for _, stops in checks)
             for a in W.ATTRIBUTES:
                 out[f"reading_{a}"] = _mean([h for h, b in zip(hits, attrs) if b == a])
     if instruct:
         out |= instruction_following(model, tokenizer, world, instruct)
     return out
+
+
+def headline(measured: dict) -> dict:
+    """``measured`` without its breakdowns (reading per attribute, instruction following per kind)."""
+    parts = {f"reading_{a}" for a in W.ATTRIBUTES} | {f"instruct_{k}" for k in I.KINDS}
+    return {k: v for k, v in measured.items() if k not in parts}
 
 
 def _mean(xs) -> float:

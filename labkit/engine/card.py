@@ -114,7 +114,7 @@ def command(config: dict) -> str:
     for key, value in config.items():
         if key in ("save_every", "resume"):  # how the run was kept, not what it made
             continue
-        if key in defaults and value != defaults[key] or key == "seed":
+        if key == "seed" or (key in defaults and value != defaults[key]):
             flags.append(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
     return "python -m labkit.model.pretrain " + " ".join(flags)
 

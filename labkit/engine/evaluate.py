@@ -42,17 +42,23 @@ def _teacher_forced(model, tokenizer, pairs, batch_size: int):
             yield f, n, pred[j]
 
 
+def answer_checks(model, tokenizer, pairs, batch_size: int = 64) -> list[tuple[bool, bool]]:
+    """For each (prompt, answer), from one teacher-forced pass: (does greedy decoding produce
+    exactly ``answer`` then ' .'?, is end-of-text then the model's most likely next token?)."""
+    return [(bool((pred[n - 1 : len(f) - 1] == torch.tensor(f[n:])).all()),
+             int(pred[len(f) - 1]) == tokenizer.eos_token_id)
+            for f, n, pred in _teacher_forced(model, tokenizer, pairs, batch_size)]
+
+
 def exact_match(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:
     """For each (prompt, answer), does greedy decoding produce exactly ``answer`` then ' .'?"""
-    return [bool((pred[n - 1 : len(f) - 1] == torch.tensor(f[n:])).all())
-            for f, n, pred in _teacher_forced(model, tokenizer, pairs, batch_size)]
+    return [right for right, _ in answer_checks(model, tokenizer, pairs, batch_size)]
 
 
 def stops_after(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:
     """For each (prompt, answer): after the answer and its end marker, is end-of-text the model's
-    most likely next token (would greedy generation stop on its own)? One teacher-forced pass."""
-    return [int(pred[len(f) - 1]) == tokenizer.eos_token_id
-            for f, _, pred in _teacher_forced(model, tokenizer, pairs, batch_size)]
+    most likely next token (would greedy generation stop on its own)?"""
+    return [stops for _, stops in answer_checks(model, tokenizer, pairs, batch_size)]
 
 
 def answers_right(model, tokenizer, pairs, strict: bool = True, batch_size: int = 64) -> list[bool]:

@@ -33,12 +33,18 @@ class _RssSampler(threading.Thread):
 
         self.interval_s = interval_s
         self.process = psutil.Process()
+        self.lock = threading.Lock()  # a reset must not be overwritten by a sample read before it
         self.peak = self.process.memory_info().rss
 
     def run(self) -> None:
         while True:
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            with self.lock:
+                self.peak = max(self.peak, self.process.memory_info().rss)
             time.sleep(self.interval_s)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.peak = self.process.memory_info().rss
 
 
 _sampler: _RssSampler | None = None
@@ -79,7 +85,7 @@ def reset_peak() -> None:
     if _sampler is None:
         _sampler = _RssSampler()
         _sampler.start()
-    _sampler.peak = current_bytes()
+    _sampler.reset()
 
 
 def peak_bytes() -> int:

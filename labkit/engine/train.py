@@ -127,6 +127,7 @@ def trainer(model, tokenizer, data, *, out_dir: str, eval_data=None, callbacks=(
     ``progress`` the bar is kept without its per-log dictionaries; without it, nothing prints."""
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
 
     if not progress:
         args["disable_tqdm"] = True
@@ -134,8 +135,6 @@ def trainer(model, tokenizer, data, *, out_dir: str, eval_data=None, callbacks=(
                 eval_dataset=dataset(tokenizer, eval_data), data_collator=collator(tokenizer),
                 callbacks=list(callbacks))
     t.pop_callback(PrinterCallback)  # it prints the final metrics dict when the bar is off
-    from transformers.utils.notebook import NotebookProgressCallback
-
     # Jupyter gets the Trainer's HTML bar, a terminal its tqdm bar; neither prints its loss table/dicts.
     for default, quiet in ((ProgressCallback, BarOnly), (NotebookProgressCallback, NotebookBarOnly)):
         if t.pop_callback(default) is not None and progress:

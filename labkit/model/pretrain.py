@@ -76,10 +76,9 @@ def document(world: W.World, cfg: PretrainConfig, rng: random.Random, reading_on
                                 rng.random() < cfg.retell)
     if r < cfg.reading + cfg.bio:
         return W.biography(rng.choice(world.pretrain_people), rng)
-    if r >= cfg.reading + cfg.bio + cfg.qa:  # general statements about pretraining people
-        return " ".join(prose(world.pretrain_people, rng) for _ in range(rng.randint(2, 4)))
-    return " ".join(W.qa_text(rng.choice(world.qa_seen), rng.choice(W.ATTRIBUTES))
-                    for _ in range(8))
+    if r < cfg.reading + cfg.bio + cfg.qa:
+        return " ".join(W.qa_text(rng.choice(world.qa_seen), rng.choice(W.ATTRIBUTES)) for _ in range(8))
+    return " ".join(prose(world.pretrain_people, rng) for _ in range(rng.randint(2, 4)))  # general statements
 
 
 class PackedStream(IterableDataset):

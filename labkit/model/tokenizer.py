@@ -30,17 +30,16 @@ CHAT_TEMPLATES = {
         "{% else %}<|{{ m['role'] }}|> {{ m['content'] }} {% endif %}{% endfor %}"
         "{% if add_generation_prompt %}<|assistant|>{% endif %}"),
 }
-CHAT_TEMPLATE = CHAT_TEMPLATES[1]
 
 
-def pieces(version: int = 2) -> list[str]:
+def pieces(version: int) -> list[str]:
     """The vocabulary in id order: version 1's pieces first, so version 2 extends it."""
     if version not in VERSIONS:
         raise ValueError(f"Unknown tokenizer version {version!r}: choose one of {VERSIONS}.")
     out = list(SPECIAL.values()) + ROLES + world.vocabulary()
     out += [s.capitalize() for s in world.SYLLABLES] + ["##" + s for s in world.SYLLABLES]
     if version == 2:
-        out += world.vocabulary_v2() + [s for s in world.SYLLABLES]
+        out += world.vocabulary_v2() + list(world.SYLLABLES)
         letters = string.ascii_lowercase
         out += list(letters) + ["##" + c for c in letters] + list(string.ascii_uppercase)
     return list(dict.fromkeys(out))
