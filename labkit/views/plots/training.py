@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from labkit.engine.capabilities import headline
+
 
 def loss_curves(train, val, title: str = "loss", best_step: int | None = None, log: bool = False):
     """Training and validation loss against step; ``train``/``val`` are (step, loss) lists."""
@@ -42,7 +44,9 @@ def before_after(metrics: dict[str, tuple[float, float]], title: str = "before v
 
 
 def capability_bars(capabilities: dict, card: dict | None = None, title: str = "capabilities"):
-    """Accuracy-type capabilities as bars, with the card's bars drawn as ticks when given."""
+    """Accuracy-type capabilities as bars (their breakdowns left to the printed table), with the card's
+    bars drawn as ticks when given."""
+    capabilities = headline(capabilities)
     keys = [k for k, v in capabilities.items() if k != "perplexity" and 0 <= v <= 1]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.bar(keys, [capabilities[k] for k in keys], color="tab:green")
