@@ -83,10 +83,22 @@ def execute(path: Path, out_dir: Path, parameters: dict | None = None, timeout: 
     except Exception as e:  # DeadKernelError and anything else from the kernel or client
         pytest.fail(f"{path.name}: {_failed_cell(executed)} failed: {type(e).__name__}: {e}\n"
                     f"(executed copy: {executed})", pytrace=False)
+    if not parameters:  # the default run: the copy a learner would see
+        _executed[path.stem] = executed
     if not (results / "results.json").exists():
         pytest.fail(f"{path.name}: ran to the end without error but wrote no results.json into output_dir "
                     f"(a cell stopped it early, e.g. sys.exit(0)?; executed copy: {executed})", pytrace=False)
     return json.loads((results / "results.json").read_text())
+
+
+_executed: dict[str, Path] = {}  # notebook name -> its executed copy (the default-parameter run)
+
+
+def executed_notebook(name: str, tmp_path_factory) -> dict:
+    """The executed copy (nbformat JSON) of notebook ``name``'s ci run (run once, shared with
+    ``run_notebook``)."""
+    run_notebook(name, tmp_path_factory)
+    return json.loads(_executed[name].read_text())
 
 
 def run_notebook(name: str, tmp_path_factory, timeout: float = CELL_TIMEOUT_S, **parameters) -> dict:

@@ -19,6 +19,41 @@ def test_score_records():
     assert s["field_accuracy"] == 0.75 and s["record_exact"] == 0.5
 
 
+def test_a_malformed_record_is_not_an_exact_match():
+    gold = "Fort Tarn ; year 1990 ; master baker"
+    # every field right, but a seventh part appended, a field repeated, or the order changed
+    for pred in ["Fort Tarn ; year 1990 ; master baker ; year 1990",
+                 "Fort Tarn ; year 1990 ; master baker ; Fort Tarn",
+                 "year 1990 ; Fort Tarn ; master baker"]:
+        s = ft.score_records([pred], [gold])
+        assert s["record_exact"] == 0.0 and s["field_accuracy"] == 1.0, (pred, s)
+    assert ft.score_records([gold + " ."], [gold])["record_exact"] == 1.0  # the end marker is not a part
+
+
+def test_a_field_written_twice_with_two_values_is_wrong():
+    s = ft.score_records(["Fort Tarn ; year 1990 ; Fort Rusk"], ["Fort Tarn ; year 1990"])
+    assert s["field_accuracy"] == 0.5, s  # city: two answers, neither counts
+
+
+def test_record_metric_gives_generation_room_for_the_whole_record(monkeypatch):
+    # A model that writes the true record (then the end marker) must score 1.0: the generation budget
+    # has to cover the longest record in tokens, or the last fields are cut off and counted wrong.
+    from labkit.model.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(1)
+    pairs = ft.record_pairs(W.make_world(0), 8, "eval")
+    truth = dict(pairs)
+
+    def writes_the_truth(model, tokenizer, prompts, max_new_tokens, **kw):
+        cut = [tokenizer.decode(tokenizer(f" {truth[p]}{W.END}", add_special_tokens=False).input_ids[:max_new_tokens])
+               for p in prompts]
+        return [c.split(W.END)[0].strip() for c in cut]
+
+    monkeypatch.setattr(ft, "generate", writes_the_truth)
+    scores = ft.record_metric(None, tok, pairs)
+    assert scores["field_accuracy"] == 1.0 and scores["record_exact"] == 1.0, scores
+
+
 def test_record_pairs_are_fresh_and_split():
     w = W.make_world(0)
     train, val = ft.record_pairs(w, 30, "train"), ft.record_pairs(w, 30, "eval")

@@ -110,3 +110,12 @@ def test_bits_range():
 def test_results_schema_names_every_finding():
     assert {"peaks", "factors", "four_bit", "projection", "training", "bits_per_param"} <= set(memory_lab.RESULTS)
     assert all(isinstance(t, (type, tuple)) for t in memory_lab.RESULTS.values())
+
+
+def test_the_fork_server_preloads_modules_that_exist():
+    # multiprocessing skips a preload name that fails to import without a word, and the workers then
+    # pay for the import themselves: every name must import.
+    import importlib
+
+    for name in memory_lab.PRELOAD:
+        importlib.import_module(name)

@@ -1,6 +1,7 @@
 """Every source notebook is committed clean: no outputs, one parameters cell, a kernelspec."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,62 @@ def test_source_notebook_is_clean(name):
     assert len(tagged) == 1
     assert "profile" in "".join(tagged[0]["source"]) and "output_dir" in "".join(tagged[0]["source"])
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+# ---------------------------------------------------------------- numbers in the prose are the run's
+
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?%?")
+# Numbers a notebook's markdown may state without its run producing them, each with its source.
+# Integers 0-10 are exempt everywhere: list numbering and counts in prose ("two runs", "step 1").
+STATED_ELSEWHERE = {
+    "00_tour": {},
+    "01_full_finetuning": {1980: "the record format's example value (`year 1980`)"},
+    "02_forgetting": {2024: "publication year of a cited paper (Biderman et al. 2024)"},
+    "03_lora_rank": {},
+    "04_qlora_memory": {},
+    "05_rag_vs_finetuning": {2023: "publication year of cited papers"},
+}
+
+
+def _numbers(text: str) -> set[float]:
+    out = set()
+    for token in NUMBER.findall(text):
+        if token.endswith("%"):
+            out |= {float(token[:-1]), float(token[:-1]) / 100}
+        else:
+            out.add(float(token))
+    return out
+
+
+def unproduced_numbers(nb: dict, allowed=()) -> list[str]:
+    """Numbers in the markdown of executed notebook ``nb`` that neither its code (constants, settings)
+    nor its outputs contain, leaving out integers 0-10 and the ``allowed`` values."""
+    markdown = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    markdown = re.sub(r"\]\([^)]*\)", "]", markdown)  # link targets are addresses, not statements
+    produced = set(allowed)
+    for cell in (c for c in nb["cells"] if c["cell_type"] == "code"):
+        produced |= _numbers("".join(cell["source"]))
+        for out in cell.get("outputs", []):
+            produced |= _numbers("".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", "")))
+    return [t for t in NUMBER.findall(markdown)
+            if not (t.isdigit() and int(t) <= 10) and not _numbers(t) & produced]
+
+
+def test_unproduced_numbers_finds_a_number_the_run_did_not_print():
+    cell = lambda kind, text, out="": {"cell_type": kind, "source": [text],  # noqa: E731
+                                       "outputs": [{"text": out}] if kind == "code" else []}
+    nb = {"cells": [cell("markdown", "Recall fell to 0.42 in 3 steps, at lr 1e-3 (50% of 0.84)."),
+                    cell("code", "lr = 1e-3", "recall 0.84 -> 0.42, 0.50 lost")]}
+    assert unproduced_numbers(nb) == []
+    nb["cells"][0]["source"] = ["Recall fell to 0.37, lost 60% of it, over 500 steps (Smith 2023)."]
+    assert unproduced_numbers(nb) == ["0.37", "60%", "500", "2023"]
+    assert unproduced_numbers(nb, allowed={2023, 500, 0.37, 0.6}) == []
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", NAMES)
+def test_markdown_states_only_numbers_the_run_produced(name, tmp_path_factory):
+    from conftest import executed_notebook
+
+    missing = unproduced_numbers(executed_notebook(name, tmp_path_factory), STATED_ELSEWHERE.get(name, {}))
+    assert not missing, f"{name}: its markdown states {missing}, which neither its code nor its outputs contain"

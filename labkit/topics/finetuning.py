@@ -14,7 +14,7 @@ import random
 from transformers import TrainerCallback
 
 from labkit.core import world as W
-from labkit.core.scoring import field_accuracy
+from labkit.core.scoring import accuracy, field_accuracy
 from labkit.engine.evaluate import generate
 
 # What notebook 01 writes to results.json (checked by records.save_results): each dict is one finding,
@@ -35,14 +35,34 @@ def record_pairs(world: W.World, n: int, split: str, seed: int = 0) -> list[tupl
     return [(W.record_prompt(p, rng), W.record_answer(p)) for p in people]
 
 
+def _parts(record: str) -> list[str]:
+    return [" ".join(part.split()) for part in record.rstrip(" .").split(";")]
+
+
+def written_fields(record: str) -> dict:
+    """{attribute: value} of a written record, read by marker word like ``world.parse_record``; an
+    attribute written twice with different values maps to None, so neither value counts as right."""
+    fields = {}
+    for part in _parts(record):
+        for attribute, value in W.parse_record(part).items():
+            fields[attribute] = value if fields.get(attribute, value) == value else None
+    return fields
+
+
 def score_records(predictions: list[str], answers: list[str]) -> dict:
-    """Field accuracy (each attribute value right) and record exact match (all right)."""
-    return field_accuracy([W.parse_record(p) for p in predictions], [W.parse_record(a) for a in answers])
+    """Field accuracy: the share of true fields the prediction states, and states right (a field
+    written twice with two values is wrong). Record exact match: the prediction is the true record
+    part for part - six parts in the fixed order, none missing, repeated or extra."""
+    fields = field_accuracy([written_fields(p) for p in predictions], [W.parse_record(a) for a in answers])
+    exact = [_parts(p) == _parts(a) for p, a in zip(predictions, answers)]
+    return {"field_accuracy": fields["field_accuracy"], "record_exact": accuracy(exact)}
 
 
 def record_metric(model, tokenizer, pairs, batch_size: int = 32) -> dict:
-    """Generate a record for every prompt and score it against the truth."""
-    preds = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=48,
+    """Generate a record for every prompt and score it against the truth. Generation stops a few
+    tokens past the longest true record (a record runs ~19 tokens; the untrained model never stops)."""
+    longest = max(len(tokenizer(f" {a}{W.END}", add_special_tokens=False).input_ids) for _, a in pairs)
+    preds = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=longest + 8,
                      batch_size=batch_size)
     return score_records(preds, [a for _, a in pairs]) | {"predictions": preds}
 

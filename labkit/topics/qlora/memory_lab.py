@@ -263,7 +263,10 @@ def _vocab(path) -> int:
     return json.loads((Path(path) / "config.json").read_text())["vocab_size"]
 
 
-PRELOAD = ["labkit", "torch", "transformers", "peft", "bitsandbytes", "labkit.quantize", "labkit.memory"]
+# Imported once by the fork server, so each fresh worker starts with them loaded. A name that does not
+# import is skipped by multiprocessing without a word, so tests/test_memory_lab.py imports each one.
+PRELOAD = ["labkit", "torch", "transformers", "peft", "bitsandbytes", "labkit.topics.qlora.quantize",
+           "labkit.engine.memory", "labkit.topics.qlora.memory_lab"]
 
 
 def measure_in_fresh_process(configs: list[dict], workers: int = 2) -> list[dict]:
