@@ -7,6 +7,8 @@ every 0.25 s, of the proportional set size (PSS: shared pages split between the 
 them) of papermill, its kernel and every process the kernel starts. That total is what a 2 GB
 container such as Binder's has to hold. Prints a Markdown table for the README.
 Budget (ci): each notebook <= 120 s and <= 1.5 GB (1.40 GiB). Sizes are shown in GiB, the course's unit.
+The same 2-core machine type runs at different speeds on different days (shared hosts), so the table
+starts with this machine's speed: the seconds of one reference training step.
 """
 
 from __future__ import annotations
@@ -50,6 +52,33 @@ def tree_memory(root) -> int:
     return total
 
 
+def reference_step_seconds(repeats: int = 5) -> float:
+    """This machine's speed, so that run times measured on different days and machines can be
+    compared: the median seconds of one full fine-tuning step (forward, backward, AdamW) of the course
+    model on 16 record examples (~96 tokens each), with torch's default threads."""
+    import statistics
+
+    import torch
+
+    import labkit as lk
+
+    lk.quiet()
+    model, tokenizer = lk.load_model()
+    pairs = lk.finetuning.record_pairs(lk.world.make_world(0), 16, "benchmark")
+    batch = tokenizer([f"{p} {a}" for p, a in pairs], return_tensors="pt", padding=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    times = []
+    for i in range(repeats + 2):  # two warm-up steps
+        start = time.perf_counter()
+        model(**batch, labels=batch["input_ids"]).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def run_one(name: str, profile: str) -> dict:
     """Run one notebook through the papermill CLI (a child process) and measure it."""
     import psutil
@@ -80,17 +109,25 @@ def main():
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--only", nargs="*", help="notebook names (default: all)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one in this process
+    parser.add_argument("--speed", action="store_true", help=argparse.SUPPRESS)  # internal: the reference step
     ns = parser.parse_args()
+    if ns.speed:
+        print(json.dumps(reference_step_seconds()))
+        return
     if ns.one:
         print(json.dumps(run_one(ns.one, ns.profile)))
         return
     names = ns.only or sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    speed = json.loads(subprocess.run([sys.executable, __file__, "--speed"], capture_output=True, text=True,
+                                      check=True).stdout.strip().splitlines()[-1])
     rows = []
     for name in names:  # a fresh parent per notebook, so each peak is that notebook's own
         out = subprocess.run([sys.executable, __file__, "--profile", ns.profile, "--one", name],
                              capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"{name}: {rows[-1]['seconds']} s, {rows[-1]['peak_gib']} GiB", file=sys.stderr)
+    print(f"Machine speed: {speed:.2f} s per reference step (one full fine-tuning step of the course model on "
+          "16 record examples; the slower the machine, the larger).\n")
     print(f"| notebook | {ns.profile} wall time (s) | peak memory (GiB) | within budget |")
     print("|---|---|---|---|")
     for r in rows:

@@ -52,3 +52,22 @@ def test_in_jupyter_the_bar_shows_without_an_empty_loss_table(tiny, tmp_path, mo
     t.train()
     assert shown and "<progress" in shown[-1]
     assert not any("<table" in html for html in shown), shown[-1]
+
+
+def test_progress_yields_every_item_and_fills_the_bar(monkeypatch):
+    from labkit.engine import callbacks
+
+    assert list(callbacks.progress(iter("abc"), "runs")) == ["a", "b", "c"]  # a script: tqdm's text bar
+    shown = []
+
+    class Bar:  # stands in for the HTML bar that Jupyter would display
+        def __init__(self, total, prefix):
+            shown.append(("total", total, prefix))
+
+        def update(self, value, force_update=False):
+            shown.append(value)
+
+    monkeypatch.setattr(callbacks, "is_in_notebook", lambda: True)
+    monkeypatch.setattr(callbacks, "NotebookProgressBar", Bar)
+    assert list(callbacks.progress(iter("abc"), "runs")) == ["a", "b", "c"]
+    assert shown == [("total", 3, "runs"), 0, 1, 2, 3]

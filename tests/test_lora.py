@@ -288,3 +288,35 @@ def test_plots_draw_for_any_swept_ranks(ranks):
                 plots.spectra({"layers.0.self_attn.q_proj": torch.linspace(2, 0.01, 16)}, ranks)):
         assert fig.axes
         plt.close(fig)
+
+
+def _reading(rows, ranks=(1, 4, 16, 64), energy_ranks=None):
+    c = lora.curves(rows)
+    e = energy_ranks or {"a": 10, "b": 70}
+    forgetting = lora.learning_vs_forgetting(rows, {"task": 0.1, "qa_recall": 1.0})
+    energy = lora.energy_summary(e, {k: 150 for k in e}, ranks)
+    return lora.reading(lora.scaling_at_top(c, ranks), forgetting, energy, 0.9)
+
+
+def test_reading_follows_the_numbers():
+    text = " ".join(_reading(_sweep() + [_row("all linear", 0, (), 1.0, 0.02)]))
+    assert "fell back for every target choice (all linear -0.40, q,v -0.17)" in text
+    assert "rank 64 learned less than rank 4 (-0.34)" in text
+    assert "rsLoRA (1/√r) reached 0.97 and fixed alpha 0.50: the scaling, not the rank, decided" in text
+    assert "kept 0.05: no rank bought" in text
+    assert "need 10-70 directions for 90% of their energy, a random matrix 150-150: far from random, yet 1 of 2" in text
+
+
+def test_reading_when_the_papers_do_not_hold():
+    # fixed alpha beats rsLoRA at the top, a run learns and keeps its facts, alpha ∝ r does not fall back
+    rows = [_row("all linear", 1, ALL, 0.4, 1.0), _row("all linear", 4, ("fixed alpha",), 0.5, 0.9),
+            _row("all linear", 16, ("fixed alpha",), 0.99, 0.9), _row("all linear", 16, ("rsLoRA",), 0.6, 0.9),
+            _row("all linear", 4, ("alpha ∝ r",), 0.5, 0.9), _row("all linear", 16, ("alpha ∝ r",), 0.7, 0.9)]
+    text = " ".join(_reading(rows, (1, 4, 16), {"a": 150}))
+    assert "fell back for no target choice (all linear +0.20)" in text
+    assert "rank 16 learned at least as much as rank 4 (+0.49)" in text
+    assert "rsLoRA's advantage, which the rsLoRA paper predicts, does not show" in text
+    assert "kept 0.90: learning the task and keeping the facts went together" in text
+    assert "not clearly lower-rank than random, yet 1 of 1 need more than rank 16" in text
+    no_learning = [_row("all linear", 1, ALL, 0.2, 1.0)]
+    assert "no run learned the task" in " ".join(_reading(no_learning, (1,), {"a": 1}))

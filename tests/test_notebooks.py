@@ -27,11 +27,18 @@ NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?%?")
 # Numbers a notebook's markdown may state without its run producing them, each with its source.
 # Integers 0-10 are exempt everywhere: list numbering and counts in prose ("two runs", "step 1").
 STATED_ELSEWHERE = {
-    "00_tour": {},
+    "00_tour": {135: "the name of a hub model (SmolLM2-135M)"},
     "01_full_finetuning": {1980: "the record format's example value (`year 1980`)"},
-    "02_forgetting": {2024: "publication year of a cited paper (Biderman et al. 2024)"},
-    "03_lora_rank": {},
-    "04_qlora_memory": {},
+    "02_forgetting": {2024: "publication year of a cited paper (Biderman et al. 2024)",
+                      64: "a rank for the learner to try, not a result"},
+    "03_lora_rank": {2021: "LoRA paper (Hu et al. 2021)", 2023: "rsLoRA paper (Kalajdzievski 2023)",
+                     4096: "Llama-2-7B's published hidden width"},
+    "04_qlora_memory": {64: "NF4's block size (QLoRA paper, section 3)",
+                        256: "double quantization's block of absmaxes (QLoRA paper, section 3)",
+                        49: "SmolLM2's published vocabulary (49k tokens)", 576: "SmolLM2-135M's published width",
+                        28: "SmolLM2-135M's embedding parameters (49k x 576 = 28M)",
+                        0.3: "a typical CUDA context (0.3-0.5 GiB)",
+                        0.9: "the share of a card the verdicts count as usable (labkit's estimate, stated as 90%)"},
     "05_rag_vs_finetuning": {2023: "publication year of cited papers"},
 }
 

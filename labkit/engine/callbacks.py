@@ -1,5 +1,6 @@
-"""Trainer callbacks: measurements during training (``Probe``), loss history, peak memory, and a
-progress bar without the metric dictionaries. Live drawing is a view (``labkit.live``).
+"""Trainer callbacks: measurements during training (``Probe``), loss history, peak memory, a
+progress bar without the metric dictionaries, and the same bar over any loop (``progress``).
+Live drawing is a view (``labkit.live``).
 Introduced in notebook 01_full_finetuning.
 """
 
@@ -9,7 +10,8 @@ import time
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
-from transformers.utils.notebook import NotebookProgressCallback, NotebookTrainingTracker
+from transformers.utils import is_in_notebook
+from transformers.utils.notebook import NotebookProgressBar, NotebookProgressCallback, NotebookTrainingTracker
 
 from labkit.engine import memory
 
@@ -38,6 +40,22 @@ class NotebookBarOnly(NotebookProgressCallback):
             self.prediction_bar.close()
         self.prediction_bar = None
         self._force_next_update = True
+
+
+def progress(items, desc: str):
+    """Yield ``items`` under a progress bar (a sweep of runs, say): in Jupyter the Trainer's own HTML
+    bar, which is no widget, so a client executing the notebook never waits on one; elsewhere tqdm's."""
+    items = list(items)
+    if not is_in_notebook():
+        from tqdm import tqdm
+
+        yield from tqdm(items, desc=desc)
+        return
+    bar = NotebookProgressBar(len(items), prefix=desc)
+    bar.update(0)
+    for done, item in enumerate(items, 1):
+        yield item
+        bar.update(done, force_update=True)
 
 
 class Probe(TrainerCallback):

@@ -55,6 +55,11 @@ Reading is what the pretraining budget has to buy; memorising facts is cheap onc
   `python -m labkit.model.pretrain --seed 0 --layers 4 --heads 8 --batch 16 --steps 750 --lr 0.001
   --bio 0.15 --qa 0.15 --reading-first 0.0 --questions 1 --prose 0.2 --tokenizer 2 --retell 0.0
   --init data/base_model --stage 4`.
+- A diagnostic stage 5, not shipped (from the shipped model: reading passages only, always three
+  people telling all six facts, six questions each, 300 steps of 16 x 256 at 1e-3): on a 60-passage
+  probe, k = 2 went 0.55, 0.38, 0.43 and k = 3 0.23, 0.38, 0.38 at steps 100, 200, 300 (chance:
+  0.50 and 0.33), with k = 1 at 1.00 throughout. Distractor-only data alone does not make the
+  4-layer model select the passage by name within a short stage.
 Levers not yet tried: 6-8 layers or wider heads (name matching over 4-token names may need more
 than 4 layers of 32-dimensional heads), names as single tokens, a curriculum of passages that differ
 only in the name, and a longer stage on distractor-only passages. With 57.2 minutes spent on stages 1-3,

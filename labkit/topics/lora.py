@@ -19,6 +19,7 @@ import torch
 from labkit.core import architectures
 from labkit.core.settings import Budget, LoraSweep
 from labkit.engine import records
+from labkit.engine.callbacks import progress
 from labkit.engine.peft_config import TARGETS, add_lora
 
 # How alpha follows the rank; all three give the same scale s at rank 1.
@@ -184,7 +185,7 @@ def run_sweep(base, tokenizer, configs, train_pairs, settings: LoraSweep, probe,
     interrupted sweep resumes), one row per run through records.record_run."""
     done = {row["run"]: row for row in latest_runs(out_dir)}
     rows = []
-    for config in configs:
+    for config in progress(configs, f"{len(configs)} runs"):
         meta = config_row(config, settings, seed)
         row = done.get(config.name)
         if row is not None and row["config"] == records._clean(meta):
@@ -369,6 +370,51 @@ def energy_summary(energy_ranks: dict[str, int], random_ranks: dict[str, int], r
             "random_max": max(random_ranks[n] for n in energy_ranks),
             "max_share_of_random": max(k / random_ranks[n] for n, k in energy_ranks.items()),
             "updates_above_rank": {r: sum(k > r for k in ks) for r in sorted(set(ranks))}}
+
+
+KEPT = 0.5  # a run "kept the facts" when it still answers at least half of the recall probe
+
+
+def reading(scaling: dict, forgetting: dict, energy: dict, energy_share: float) -> list[str]:
+    """The notebook's reading of its findings: one sentence per question, each saying which way this
+    run's numbers went (from ``scaling_at_top``, ``learning_vs_forgetting`` and ``energy_summary``)."""
+    out, s = [], scaling
+    top, mid, low = s["top"], s["mid"], s["low"]
+    if s["prop_top_minus_mid"]:
+        fell = {t: v for t, v in s["prop_top_minus_mid"].items() if v < 0}
+        which = ("every target choice" if len(fell) == len(s["prop_top_minus_mid"]) else
+                 ", ".join(fell) if fell else "no target choice")
+        out.append(f"alpha ∝ r keeps the scale, so the update can grow with r: from rank {mid} to {top} the task "
+                   f"fell back for {which} (" + ", ".join(f"{t} {v:+.2f}" for t, v in s["prop_top_minus_mid"].items())
+                   + ").")
+    if s["fixed_top_minus_low"] is not None:
+        d = s["fixed_top_minus_low"]
+        more = "less than" if d < 0 else "at least as much as"
+        out.append(f"fixed alpha shrinks the scale as 1/r: rank {top} learned {more} rank {low} ({d:+.2f}).")
+    if s["rs_minus_fixed_at_top"] is not None:
+        d = s["rs_minus_fixed_at_top"]
+        out.append(f"at rank {top}, rsLoRA (1/√r) reached {s['rs_at_top']:.2f} and fixed alpha "
+                   f"{s['fixed_at_top']:.2f}: "
+                   + ("the scaling, not the rank, decided: with rsLoRA's the high rank still learned, as the "
+                      "rsLoRA paper predicts." if d > 0 else
+                      "rsLoRA's advantage, which the rsLoRA paper predicts, does not show in this run."))
+    f = forgetting
+    if f["learned_runs"]:
+        kept = f["max_recall_of_learned_runs"]
+        verdict = ("no rank bought 'learn the task, keep the facts' here; forgetting followed learning, not rank."
+                   if kept < KEPT else "learning the task and keeping the facts went together in at least one run.")
+        out.append(f"of the {len(f['learned_runs'])} runs that learned the task, the one that kept most fact "
+                   f"recall kept {kept:.2f}: {verdict}")
+    else:
+        out.append("no run learned the task, so forgetting cannot be read against learning in this run.")
+    above, m = energy["updates_above_rank"].get(top), energy["matrices"]
+    structured = energy["max"] < energy["random_min"]
+    out.append(f"full fine-tuning's updates need {energy['min']}-{energy['max']} directions for {energy_share:.0%} of "
+               f"their energy, a random matrix {energy['random_min']}-{energy['random_max']}: "
+               + ("far from random, " if structured else "not clearly lower-rank than random, ")
+               + (f"yet {above} of {m} need more than rank {top}, the sweep's largest." if above else
+                  f"and rank {top} holds that share of every one of the {m}."))
+    return out
 
 
 # ---------------------------------------------------------------- the explorer (pure function)
