@@ -119,3 +119,21 @@ def test_the_fork_server_preloads_modules_that_exist():
 
     for name in memory_lab.PRELOAD:
         importlib.import_module(name)
+
+
+def test_stopping_the_fork_server_ends_its_process():
+    # The server would otherwise outlive the measurements and hold its preloaded imports all session.
+    import multiprocessing as mp
+    import os
+    from multiprocessing import forkserver
+
+    import psutil
+
+    child = mp.get_context("forkserver").Process(target=os.getpid)
+    child.start()
+    child.join()
+    pid = forkserver._forkserver._forkserver_pid
+    assert pid and psutil.pid_exists(pid)
+    memory_lab.stop_fork_server()
+    assert forkserver._forkserver._forkserver_pid is None
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

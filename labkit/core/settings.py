@@ -219,7 +219,9 @@ PROFILES = {
                        full=Budget(1e-3, 30, 8), alpha0=2.0, n_train=192, n_task=24, n_people=20, energy=0.9),
         memory=MemoryLab(ladder=(("SmolLM2-135M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
                                  ("SmolLM2-360M", {"num_hidden_layers": 3, **_SMALL_VOCAB})),
-                         train=("SmolLM2-135M", {"num_hidden_layers": 3, **_SMALL_VOCAB}),
+                         # the trained model: 3 blocks and a 2k vocabulary (11.8M parameters), so full
+                         # fine-tuning's states fit beside the kernel within Binder's memory (1.38 GiB peak)
+                         train=("SmolLM2-135M", {"num_hidden_layers": 3, "vocab_size": 2048}),
                          batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16, workers=1,
                          project_seq_len=512, project_card="A6000 48 GB"),
         rag=Rag(n_people=16, paraphrases=4, ft_steps=40, ft_batch=8, ft_lr=1e-3, lora_rank=16, lora_lr=3e-3,
