@@ -89,3 +89,15 @@ def test_accelerate_reports_the_largest_part_only():
     acc = estimate.accelerate_estimate(ARCH)
     assert acc["load_bytes"] >= 4 * ARCH.parameter_count()  # fp32 (it counts a tied lm_head again)
     assert acc["training_bf16_bytes"] == pytest.approx(2 * acc["load_bytes"], rel=0.01)  # 8 B/param
+
+
+@pytest.mark.parametrize("method, checkpointing", [("full", False), ("lora", True), ("qlora", True)])
+def test_calculator_parts_sum_to_its_total_and_grow_with_the_sequence(method, checkpointing):
+    # The bar (the parts) and the sentence (the total) must show the same number: the parts are those
+    # present at the peak moment, not every part ever allocated.
+    short, long = (estimate.calculator("Llama-2-70B", method, 16, n, checkpointing, "A100 80 GB") for n in (512, 4096))
+    for r in (short, long):
+        assert sum(r["parts_gib"].values()) == pytest.approx(r["total_gib"], rel=1e-9)
+        assert f"{r['total_gib']:.1f} GiB needed" in r["verdict"]["text"]
+    assert long["phase"] == "backward" and long["parts_gib"]["gradients"] == 0  # activations are what peaks
+    assert long["total_gib"] > short["total_gib"] + long["parts_gib"]["activations"] / 2

@@ -40,3 +40,41 @@ def test_course_widgets_build_live_and_run_headless(build, monkeypatch, capsys):
     monkeypatch.setenv("LABKIT_HEADLESS", "1")
     assert build() is None
     assert capsys.readouterr().out.strip()  # it printed its verdict or budget once
+
+
+def test_memory_calculator_draws_a_whole_figure_every_time(monkeypatch):
+    # Seen in a browser: after another cell had drawn, the calculator sent a blank image or bare bars.
+    # Drive the live widget several times with other figures drawn in between; every figure it shows
+    # must be its own, with its bars summing to the total its sentence states, labelled, with a key.
+    pytest.importorskip("ipywidgets")
+    import IPython.display
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from labkit.topics.qlora import estimate
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    monkeypatch.setenv("LABKIT_HEADLESS", "0")
+    w = widgets.memory_calculator()
+    controls = {c.description: c for c in w.children if hasattr(c, "description")}
+    settings = [("Llama-2-70B", "full", 4096), ("Llama-2-7B", "qlora", 256), ("SmolLM2-135M", "lora", 2048)]
+    figures = []
+    for model, method, seq_len in settings:
+        plt.figure()
+        plt.plot([0, 1], [1, 0])  # another cell's figure, left open in pyplot's state
+        controls["model"].value, controls["method"].value, controls["seq_len"].value = model, method, seq_len
+        figures.append(shown[-1])  # each control redraws; the last figure shows all three settings
+    assert len({id(f) for f in figures}) == len(settings)  # a new figure each time
+    for fig, (model, method, seq_len) in zip(figures, settings):
+        ax = fig.axes[0]
+        total = estimate.calculator(model, method, 1, seq_len, True, "T4 16 GB")["total_gib"]
+        widths = sum(p.get_width() for p in ax.patches)
+        assert widths == pytest.approx(total, rel=1e-6), (model, widths, total)
+        assert ax.get_xlabel().startswith("GiB") and ax.get_legend() is not None and model in ax.get_title()
+        canvas = FigureCanvasAgg(fig)  # the widget closed it in pyplot after showing it: draw it again here
+        canvas.draw()
+        pixels = np.asarray(canvas.buffer_rgba())
+        assert len(np.unique(pixels.reshape(-1, 4), axis=0)) > 20  # drawn, not a blank canvas
+    plt.close("all")

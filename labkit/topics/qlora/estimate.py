@@ -206,14 +206,15 @@ def cards_table(names, setups: dict[str, Setup], cards=None) -> list[dict]:
 def calculator(model: str = "Llama-2-7B", method: str = "qlora", batch: int = 1, seq_len: int = 512,
                checkpointing: bool = True, card: str = "T4 16 GB", optimizer: str = "adamw",
                dtype: str = "bf16", lora_rank: int = 16) -> dict:
-    """The memory calculator's pure function: parts in GiB, total and the verdict for ``card``.
-    ``model`` is a named architecture or a size in billions of parameters ("7" or 7.0)."""
+    """The memory calculator's pure function: the parts present at the peak moment in GiB (they sum
+    to the total), which moment that is, the total and the verdict for ``card``. ``model`` is a
+    named architecture or a size in billions of parameters ("7" or 7.0)."""
     arch = architecture_for(model)
     est = estimate(arch, Setup(method=method, batch=batch, seq_len=seq_len, checkpointing=checkpointing,
                                optimizer=optimizer, dtype=dtype, mixed_precision=method == "full",
                                lora_rank=lora_rank))
-    return {"model": arch.name, "parts_gib": {k: gib(est[k]) for k in PARTS}, "total_gib": gib(est["total"]),
-            "params": est["params"], **{"verdict": verdict(est["total"], card)}}
+    return {"model": arch.name, "parts_gib": {k: gib(v) for k, v in at_peak(est).items()}, "phase": est["phase"],
+            "total_gib": gib(est["total"]), "params": est["params"], "verdict": verdict(est["total"], card)}
 
 
 def architecture_for(model) -> Architecture:

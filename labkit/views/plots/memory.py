@@ -91,7 +91,8 @@ def fits_grid(rows: list[dict], cards, title: str = "which method fits which car
 
 
 def calculator_bar(result: dict):
-    """One stacked bar of the calculator's parts (GiB) and the card's usable memory as a line."""
+    """One stacked bar of the parts present at the peak moment (GiB; they sum to the calculator's
+    total) and the card's usable memory as a line."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
     bottom = 0.0
     for key, val in result["parts_gib"].items():
@@ -101,7 +102,8 @@ def calculator_bar(result: dict):
     usable = result["verdict"]["usable_gib"]
     ax.axvline(usable, color="k", ls="--", label="usable on the card")
     ax.set_yticks([])
-    ax.set_xlabel("GiB")
+    moment = "backward pass" if result["phase"] == "backward" else "optimizer update"
+    ax.set_xlabel(f"GiB at the peak (the {moment})")
     ax.set_xlim(0, max(bottom, usable) * 1.15)
     ax.set_title(f"{result['model']}: {result['verdict']['text']}", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
