@@ -275,12 +275,14 @@ def measure_in_fresh_process(configs: list[dict], workers: int = 2) -> list[dict
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
+    from labkit.engine.callbacks import progress
+
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     results = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
         futures = [pool.submit(_measure, c) for c in configs]
-        results = [f.result() for f in futures]
+        results = [f.result() for f in progress(futures, f"{len(configs)} fresh processes")]
     stop_fork_server()
     return results
 
