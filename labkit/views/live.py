@@ -4,17 +4,9 @@ Introduced in notebook 01_full_finetuning.
 
 from __future__ import annotations
 
+from transformers.utils import is_in_notebook
+
 from labkit.engine.callbacks import LossHistory
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (live output possible), False in scripts and tests."""
-    try:
-        from IPython import get_ipython
-
-        return get_ipython() is not None and "IPKernelApp" in get_ipython().config
-    except ImportError:
-        return False
 
 
 class LossPlot(LossHistory):
@@ -24,7 +16,7 @@ class LossPlot(LossHistory):
     def __init__(self, title: str = "loss", log: bool = True, live: bool | None = None):
         super().__init__()
         self.title, self.log = title, log
-        self.live = in_notebook() if live is None else live
+        self.live = is_in_notebook() if live is None else live  # the Trainer's own test, as its bars use
         self._handle = None
 
     def on_validation(self):
