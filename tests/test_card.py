@@ -32,3 +32,10 @@ def test_each_stage_command_rebuilds_its_settings():
         rebuilt = asdict(PretrainConfig(**{k: v for k, v in ns.items() if k != "out"}))
         kept = {k: v for k, v in stage["config"].items() if k not in ("save_every", "resume")}
         assert {k: rebuilt[k] for k in kept} == kept
+
+
+def test_unmet_bars_names_each_bar_below_its_threshold():
+    bars = {"qa_recall": 0.85, "reading": 0.85}
+    assert card.unmet_bars({"qa_recall": 0.85, "reading": 0.9, "stops": 0.0}, bars) == {}  # at the bar meets it
+    assert card.unmet_bars({"qa_recall": 0.84, "reading": 0.2}, bars) == {"qa_recall": (0.84, 0.85),
+                                                                        "reading": (0.2, 0.85)}
