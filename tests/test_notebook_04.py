@@ -16,7 +16,7 @@ NF4_DQ_BITS = 4 + 8 / 64 + 32 / (64 * 256)
 # excess that shrinks with the tensor's size; 5% covers the ci ladder's smallest rung (measured +0.4%).
 BITS_TOLERANCE = 0.05
 # The estimator counts every term from the shapes: within 15% of each measured peak (measured: at most
-# ~9% on the ci profile; the rest is the allocator's and math library's buffers, which it does not count).
+# 6.2% on the ci profile; the rest is the allocator's and math library's buffers, which it does not count).
 MAX_PEAK_ERROR = 0.15
 # The 8-bit optimizer stores 2 B/param of moments instead of 8, but the Trainer keeps the embedding's
 # moments in 32 bits: at least halved (measured 3.0x on ci, whose training model has a 2k vocabulary).
