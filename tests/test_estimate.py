@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from labkit import architectures, estimate, memory_lab
+from labkit import architectures, estimate, memory, memory_lab
 from labkit.core.units import GiB
 
 ARCH = architectures.get_architecture("SmolLM2-135M").scaled(num_hidden_layers=2, vocab_size=1024)
@@ -49,7 +49,7 @@ def test_activation_term_matches_what_autograd_saves(tmp_path, method):
     AutoModelForCausalLM.from_config(ARCH.llama_config()).save_pretrained(tmp_path)
     model = memory_lab.load_for_training(str(tmp_path), method).train()
     ids = torch.randint(0, ARCH.vocab_size, (2, 64))
-    counted = memory_lab.saved_activation_bytes(model, ids)
+    counted = memory.saved_activation_bytes(model, ids)
     est = estimate.estimate(ARCH, method=method, dtype="fp32", batch=2, seq_len=64, checkpointing=False)
     assert est["activations"] == pytest.approx(counted, rel=0.05)
 

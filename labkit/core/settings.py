@@ -176,6 +176,40 @@ class Rag(Settings):
     model_id: str = knob(default="")                 # the model to use; "": the profile's
 
 
+# The PEFT family of notebook 06, in the order it is shown (labkit.peft_config builds each).
+PEFT_METHODS = ("full", "LoRA", "DoRA", "IA3", "prefix + projection", "prefix", "prompt, vocabulary init",
+                "prompt, random init", "P-tuning", "LN tuning", "bottleneck adapter")
+
+
+def _rates(value):
+    if not isinstance(value, dict) or not value:
+        return "a non-empty dict {method: [learning rates]}"
+    unknown = [m for m in value if m not in PEFT_METHODS]
+    if unknown:
+        return f"a dict whose methods are among {', '.join(PEFT_METHODS)} (not {', '.join(map(str, unknown))})"
+    for rates in value.values():
+        rates = tuple(rates) if isinstance(rates, list) else rates
+        if _each(_positive)(rates):
+            return "a dict {method: [learning rates]}, each a non-empty list of numbers > 0"
+    return None
+
+
+@dataclass(frozen=True)
+class PeftFamily(Settings):
+    """Notebook 06: every method of the PEFT family on one task, one step budget, a few learning rates each."""
+    rates: dict = knob(_rates)                       # method -> learning rates tried (the best on validation is kept)
+    steps: int = knob(_positive_int)                 # optimiser steps per run (the same for every method)
+    batch_size: int = knob(_positive_int)            # examples per step
+    n_train: int = knob(_positive_int)               # people whose records are trained on
+    n_val: int = knob(_positive_int)                 # people the learning rate is chosen on
+    n_test: int = knob(_positive_int)                # people the chosen runs are scored on
+    n_probe: int = knob(_positive_int)               # other people: fact recall and reading before/after (forgetting)
+    rank: int = knob(_positive_int)                  # LoRA and DoRA rank (all linear layers, alpha = 2 * rank)
+    virtual_tokens: int = knob(_positive_int)        # prefix, prompt and P-tuning: virtual tokens
+    adapter_size: int = knob(_positive_int)          # bottleneck adapter width
+    n_latency: int = knob(_positive_int)             # prompts in the timed generation
+
+
 @dataclass(frozen=True)
 class Profile(Settings):
     name: str = knob()                               # ci | cpu | gpu
@@ -193,6 +227,7 @@ class Profile(Settings):
     lora: LoraSweep = knob()                         # notebook 03
     memory: MemoryLab = knob()                       # notebook 04
     rag: Rag = knob()                                # notebook 05
+    peft: PeftFamily = knob()                        # notebook 06
     expected: dict = field(default_factory=dict)     # notebook -> expected run time, as printed
 
     def expected_time(self, notebook: str) -> str:
@@ -203,6 +238,14 @@ class Profile(Settings):
 
 _SCALINGS = ("alpha ∝ r", "fixed alpha", "rsLoRA")
 _SMALL_VOCAB = {"vocab_size": 8192}
+
+# Notebook 06: learning rates per method. Methods differ by orders of magnitude in their best rate
+# (prompt and prefix parameters want ~100x full fine-tuning's), so each gets its own short list.
+_PEFT_RATES_CI = {"full": (3e-4, 1e-3), "LoRA": (3e-3, 1e-2), "DoRA": (3e-3, 1e-2), "IA3": (1e-1, 3e-1),
+                  "prefix + projection": (3e-3, 1e-2), "prefix": (1e-1, 3e-1), "prompt, vocabulary init": (1e-1, 3e-1),
+                  "prompt, random init": (1e-1, 3e-1), "P-tuning": (1e-2, 3e-2), "LN tuning": (3e-2, 1e-1),
+                  "bottleneck adapter": (3e-3, 1e-2)}
+_PEFT_RATES_CPU = {m: (rates[0] / 3, *rates) for m, rates in _PEFT_RATES_CI.items()}
 
 PROFILES = {
     "ci": Profile(
@@ -226,6 +269,8 @@ PROFILES = {
                          project_seq_len=512, project_card="A6000 48 GB"),
         rag=Rag(n_people=16, paraphrases=4, ft_steps=40, ft_batch=8, ft_lr=1e-3, lora_rank=16, lora_lr=3e-3,
                 curve_every=10, ks=(1, 2, 3), n_changed=6, fresh_steps=20, n_probe=20, n_latency=12, dense=True),
+        peft=PeftFamily(rates=_PEFT_RATES_CI, steps=40, batch_size=8, n_train=160, n_val=20, n_test=32, n_probe=20,
+                        rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
         # as benchmarked on 2 cores at 0.61 s per reference step (README): faster machines take less
         expected={"00_tour": "~1 min", "01_full_finetuning": "~1.5 min", "02_forgetting": "~4.5 min",
                   "03_lora_rank": "~3.5 min", "04_qlora_memory": "~2 min", "05_rag_vs_finetuning": "~2 min"}),
@@ -244,6 +289,8 @@ PROFILES = {
         rag=Rag(n_people=100, paraphrases=5, ft_steps=300, ft_batch=16, ft_lr=3e-4, lora_rank=16, lora_lr=3e-3,
                 curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=100, n_probe=60, n_latency=30,
                 dense=True),
+        peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=200, batch_size=8, n_train=160, n_val=20, n_test=40,
+                        n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5 min", "02_forgetting": "~15 min",
                   "03_lora_rank": "~30 min", "04_qlora_memory": "~12 min", "05_rag_vs_finetuning": "~10 min"}),
     "gpu": Profile(
@@ -261,6 +308,8 @@ PROFILES = {
         rag=Rag(n_people=100, paraphrases=5, ft_steps=400, ft_batch=16, ft_lr=2e-5, lora_rank=16, lora_lr=2e-4,
                 curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=150, n_probe=60, n_latency=30,
                 dense=True, model_id="HuggingFaceTB/SmolLM2-360M-Instruct"),
+        peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=400, batch_size=16, n_train=160, n_val=20, n_test=40,
+                        n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
                   "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4"}),

@@ -16,6 +16,12 @@ from labkit.core import scoring
 from labkit.core.world import END
 
 
+def input_logits(output, input_ids):
+    """The logits at the input's positions: prompt tuning and P-tuning prepend virtual tokens, whose
+    positions come first in the output (other models return exactly the input's positions)."""
+    return output.logits[:, -input_ids.shape[1]:]
+
+
 def _encode(tokenizer, prompt: str, answer: str):
     p = tokenizer(prompt).input_ids
     full = tokenizer(f"{prompt} {answer}{END}").input_ids
@@ -37,7 +43,8 @@ def _teacher_forced(model, tokenizer, pairs, batch_size: int):
         mask = torch.zeros_like(ids)
         for j, (f, _) in enumerate(enc):
             ids[j, : len(f)], mask[j, : len(f)] = torch.tensor(f), 1
-        pred = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
+        logits = input_logits(model(input_ids=ids.to(device), attention_mask=mask.to(device)), ids)
+        pred = logits.argmax(-1).cpu()
         for j, (f, n) in enumerate(enc):
             yield f, n, pred[j]
 
@@ -85,7 +92,7 @@ def perplexity(model, tokenizer, texts, batch_size: int = 32) -> float:
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True)
         labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
-        logits = model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu()
+        logits = input_logits(model(**{k: v.to(device) for k, v in enc.items()}), enc.input_ids).float().cpu()
         loss = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
             ignore_index=-100, reduction="sum")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from labkit.core.units import gib, mib
+from labkit.engine import memory
 from labkit.engine.memory import current_bytes, peak_bytes, release_free_memory, reset_peak
 from labkit.engine.peft_config import add_lora
 from labkit.engine.train import trainer
@@ -178,23 +179,6 @@ def live_heap() -> None:
         pass
 
 
-def saved_activation_bytes(model, input_ids) -> int:
-    """Bytes of the tensors autograd saves for backward in one forward pass (parameters excluded,
-    shared storage counted once): the activations, counted rather than estimated."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        if s.data_ptr() not in params:
-            seen[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(input_ids=input_ids, labels=input_ids)
-    return sum(seen.values())
-
-
 def _trainer(model, data, batch, steps, optimizer, checkpointing):
     import tempfile
 
@@ -249,7 +233,7 @@ def measure_training(path, method: str, *, batch: int, seq_len: int, checkpointi
     states = [t for st in trainer.optimizer.state.values() for t in st.values() if torch.is_tensor(t)]
     optim = sum(t.untyped_storage().nbytes() for t in {t.untyped_storage().data_ptr(): t for t in states}.values())
     model.train()
-    acts = saved_activation_bytes(model, data.ids[:batch].to(model.device))
+    acts = memory.saved_activation_bytes(model, data.ids[:batch].to(model.device))
     return {"peak": peak, "weights": weights, "optimizer": optim,
             "gradients": sum(p.numel() * p.element_size() for p in trainable), "activations": acts,
             "baseline": baseline, "seconds": seconds, "trainable": sum(p.numel() for p in trainable),

@@ -1,10 +1,10 @@
 """Every figure of the course, one module per topic (``lk.plots.training``, ``lk.plots.forgetting``,
-``lk.plots.lora``, ``lk.plots.memory``, ``lk.plots.rag``). Each function returns a matplotlib figure
-and never saves it: the notebook decides where it goes."""
+``lk.plots.lora``, ``lk.plots.memory``, ``lk.plots.rag``, ``lk.plots.peft_family``). Each function
+returns a matplotlib figure and never saves it: the notebook decides where it goes."""
 
 import importlib
 
-TOPICS = ("training", "forgetting", "lora", "memory", "rag")
+TOPICS = ("training", "forgetting", "lora", "memory", "rag", "peft_family")
 
 
 def __getattr__(name):
