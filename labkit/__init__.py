@@ -24,6 +24,8 @@ import warnings
 # bitsandbytes announces optional CPU kernels it cannot fetch offline: noise for learners.
 warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+# PEFT's prompt learning ignores position ids (virtual tokens come first) and says so on every forward.
+warnings.filterwarnings("ignore", message="Position ids are not supported for parameter efficient tuning")
 
 # Short name -> module. A notebook writes lk.<short name>; the tree stays free to say where it lives.
 MODULES = {

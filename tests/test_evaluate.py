@@ -62,3 +62,27 @@ def test_stops_after_reads_the_token_after_the_end_marker():
     # A model that would stop only after a question mark does not stop after an answer.
     assert evaluate.stops_after(_StopsAfter(tok, "?"), tok, pairs) == [False] * len(pairs)
 
+
+
+def test_input_logits_skips_virtual_tokens_in_front():
+    from types import SimpleNamespace
+
+    logits = torch.arange(2 * 7 * 3, dtype=torch.float).reshape(2, 7, 3)
+    ids = torch.zeros(2, 5, dtype=torch.long)
+    assert torch.equal(evaluate.input_logits(SimpleNamespace(logits=logits), ids), logits[:, 2:])
+    assert torch.equal(evaluate.input_logits(SimpleNamespace(logits=logits[:, :5]), ids), logits[:, :5])
+
+
+def test_teacher_forced_scoring_agrees_with_generation_under_prompt_tuning(base):
+    """Prompt tuning prepends virtual tokens: the one-pass exact match must read the input's positions."""
+    import copy
+
+    from labkit import capabilities, peft_config, world
+
+    model, tok = base
+    torch.manual_seed(0)
+    tuned = peft_config.add_method(copy.deepcopy(model), "prompt, random init", virtual_tokens=4)
+    pairs = capabilities.recall_pairs(world.make_world(0).qa_seen[:4])
+    said = evaluate.generate(tuned, tok, [p for p, _ in pairs], max_new_tokens=8)
+    assert evaluate.exact_match(tuned, tok, pairs) == [s == a for s, (_, a) in zip(said, pairs)]
+    assert any(s == a for s, (_, a) in zip(said, pairs))  # so a misaligned reading (all wrong) cannot agree

@@ -40,6 +40,8 @@ STATED_ELSEWHERE = {
                         0.3: "a typical CUDA context (0.3-0.5 GiB)",
                         0.9: "the share of a card the verdicts count as usable (labkit's estimate, stated as 90%)"},
     "05_rag_vs_finetuning": {2023: "publication year of cited papers"},
+    "06_peft_family": {2019: "adapters paper (Houlsby et al. 2019)", 2021: "prompt tuning paper (Lester et al. 2021)",
+                       1970: "the record format's example value (`year 1970`)"},
 }
 
 

@@ -42,8 +42,8 @@ def _wrap(model, config):
         # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` while wrapping: a
         # FutureWarning about the two libraries, not about the learner's code.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        # prompt learning on a model without position-id support warns once per forward pass
-        warnings.filterwarnings("ignore", message=".*Position ids are not supported.*")
+        # LN tuning wraps Llama's RMSNorm, which PEFT does not list among its known norms (it trains)
+        warnings.filterwarnings("ignore", message=".*Unsupported layer type.*RMSNorm.*")
         return get_peft_model(model, config)
 
 # The rest of the family (notebook 06). Prompt-learning methods add ``virtual_tokens`` learned

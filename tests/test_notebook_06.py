@@ -1,0 +1,95 @@
+"""Notebook 06_peft_family, executed by papermill in the ci profile, with its findings asserted.
+
+Every threshold is owned here, with its reason; none is read from the results it judges.
+"""
+
+import pytest
+from conftest import run_notebook
+
+from labkit import settings
+
+# The bottleneck adapter's up-projection starts at zero, so the adapted model is the base model's
+# function (the issue's bar: equal outputs within 1e-6); a non-zero start or a residual lost shows far above.
+IDENTITY_TOLERANCE = 1e-6
+# The base model has never written a record (measured 0.00 field accuracy): full fine-tuning at its kept
+# rate should learn the format almost entirely in ci's 40 steps (measured 1.00 on the test people).
+MIN_FULL_TEST = 0.9
+# LoRA reaches full fine-tuning's score with a few percent of the parameters (measured 1.00 against
+# 1.00); the notebook's own reach tolerance is 0.05, the same margin here.
+LORA_REACH = 0.05
+# Prompt tuning learns slowest: with ci's 40 steps both initialisations stay near the base model
+# (measured 0.03 and 0.08) while LoRA is at 1.00. A gap of 0.5 holds unless prompt tuning learns the task.
+PROMPT_BELOW_LORA = 0.5
+# Merging LoRA into the weights computes the same function up to float rounding (the issue's bar: 1e-4).
+MERGE_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return run_notebook("06_peft_family", tmp_path_factory)
+
+
+@pytest.mark.notebook
+def test_06_every_method_ran_at_every_rate(results):
+    rates = settings.get_profile("ci").peft.rates
+    assert results["methods"] == list(settings.PEFT_METHODS)
+    assert sorted((r["method"], r["lr"]) for r in results["runs"]) == sorted((m, lr) for m in rates for lr in rates[m])
+    assert set(results["chosen"]) == set(settings.PEFT_METHODS)
+
+
+@pytest.mark.notebook
+def test_06_no_method_silently_trains_nothing_or_is_ignored_at_generation(results):
+    for row in results["runs"]:
+        assert row["moved"] > 0, f"{row['method']} at lr {row['lr']}: its trainable parameters never changed"
+        assert row["differs_from_base"] > 0, f"{row['method']} at lr {row['lr']}: generation ignored the adapter"
+
+
+@pytest.mark.notebook
+def test_06_the_handwritten_adapter_starts_as_the_identity(results):
+    assert results["adapter_identity_gap"] <= IDENTITY_TOLERANCE
+
+
+@pytest.mark.notebook
+def test_06_the_kept_rate_is_the_best_on_validation(results):
+    for method, row in results["chosen"].items():
+        tried = [r["val"] for r in results["runs"] if r["method"] == method]
+        assert row["val"] == max(tried), method
+
+
+@pytest.mark.notebook
+def test_06_lora_reaches_full_finetuning_with_a_small_share(results):
+    chosen, total = results["chosen"], results["base"]["parameters"]
+    assert results["base"]["test"]["field_accuracy"] < 0.1  # the task is new to the base model
+    assert chosen["full"]["test"] >= MIN_FULL_TEST, chosen["full"]["test"]
+    assert chosen["LoRA"]["test"] >= chosen["full"]["test"] - LORA_REACH, (chosen["LoRA"]["test"], chosen["full"]["test"])
+    assert "LoRA" in results["reach_full"] and results["reach_full"]["LoRA"] == chosen["LoRA"]["trainable"] / total
+    assert chosen["LoRA"]["trainable"] < 0.1 * total
+
+
+@pytest.mark.notebook
+def test_06_prompt_tuning_learns_slowest(results):
+    chosen = results["chosen"]
+    for m in ("prompt, vocabulary init", "prompt, random init"):
+        assert chosen[m]["test"] <= chosen["LoRA"]["test"] - PROMPT_BELOW_LORA, (m, chosen[m]["test"])
+    init = results["prompt_init"]
+    assert init["gain"] == pytest.approx(init["vocabulary"] - init["random"])
+
+
+@pytest.mark.notebook
+def test_06_memory_shrinks_far_less_than_the_parameter_share(results):
+    """Every PEFT method keeps the frozen weights and the activations: its training memory share is
+    several times its parameter share (the issue's finding), and frozen weights plus activations are
+    most of it."""
+    for method, saved in results["memory"].items():
+        if method == "full":
+            continue
+        assert saved["memory_share"] >= 3 * saved["parameter_share"], (method, saved)
+        assert saved["frozen_and_activations"] > 0.5, (method, saved)
+
+
+@pytest.mark.notebook
+def test_06_one_base_model_serves_two_adapters(results):
+    serving = results["serving"]
+    assert serving["same_as_alone"]
+    assert serving["adapters_differ"] >= 1
+    assert serving["merge_gap"] <= MERGE_TOLERANCE
