@@ -41,3 +41,21 @@ def test_a_reset_forgets_an_earlier_peak():
     memory.release_free_memory()
     memory.reset_peak()
     assert memory.peak_bytes() < memory.current_bytes() + 32 * 2**20
+
+
+def test_counting_activations_frees_them_afterwards(tiny):
+    """The counting hook must not keep the forward pass alive (a saved tensor returned as it is forms
+    a cycle through its grad_fn that Python cannot collect: the graph leaked on every call)."""
+    import weakref
+
+    from labkit.engine import memory
+
+    model, tok = tiny
+    model.train()
+    alive = []
+    hook = model.model.layers[-1].register_forward_hook(
+        lambda module, args, out: alive.append(weakref.ref(out[0] if isinstance(out, tuple) else out)))
+    ids = tok(["record of Ze Da :"], return_tensors="pt").input_ids
+    assert memory.saved_activation_bytes(model, ids) > 0
+    hook.remove()
+    assert alive and all(ref() is None for ref in alive)

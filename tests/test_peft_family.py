@@ -79,6 +79,11 @@ def test_findings_from_rows():
     order = peft_family.forgetting_order(chosen, {"qa_recall": 1.0})
     assert [m for m, _ in order] == ["full", "LoRA", "prompt, vocabulary init", "prompt, random init"]
     assert order[0][1] == pytest.approx(0.8)
+    chosen["full"]["after"]["facts_kept"], chosen["LoRA"]["after"]["facts_kept"] = 0.95, 0.6
+    for m in ("prompt, vocabulary init", "prompt, random init"):
+        chosen[m]["after"]["facts_kept"] = 1.0
+    facts = peft_family.forgetting_order(chosen, {"facts_kept": 1.0}, key="facts_kept")
+    assert facts[0][0] == "LoRA" and facts[0][1] == pytest.approx(0.4) and facts[1][0] == "full"
     saved = peft_family.memory_savings(chosen, 1000)
     assert saved["full"]["memory_share"] == 1.0
     assert saved["LoRA"]["parameter_share"] == 0.05

@@ -269,11 +269,12 @@ PROFILES = {
                          project_seq_len=512, project_card="A6000 48 GB"),
         rag=Rag(n_people=16, paraphrases=4, ft_steps=40, ft_batch=8, ft_lr=1e-3, lora_rank=16, lora_lr=3e-3,
                 curve_every=10, ks=(1, 2, 3), n_changed=6, fresh_steps=20, n_probe=20, n_latency=12, dense=True),
-        peft=PeftFamily(rates=_PEFT_RATES_CI, steps=40, batch_size=8, n_train=160, n_val=20, n_test=32, n_probe=20,
-                        rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
+        peft=PeftFamily(rates=_PEFT_RATES_CI, steps=30, batch_size=8, n_train=160, n_val=20, n_test=32, n_probe=16,
+                        rank=8, virtual_tokens=10, adapter_size=16, n_latency=8),
         # as benchmarked on 2 cores at 0.61 s per reference step (README): faster machines take less
         expected={"00_tour": "~1 min", "01_full_finetuning": "~1.5 min", "02_forgetting": "~4.5 min",
-                  "03_lora_rank": "~3.5 min", "04_qlora_memory": "~2 min", "05_rag_vs_finetuning": "~2 min"}),
+                  "03_lora_rank": "~3.5 min", "04_qlora_memory": "~2 min", "05_rag_vs_finetuning": "~2 min",
+                  "06_peft_family": "~2 min"}),
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -292,7 +293,8 @@ PROFILES = {
         peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=200, batch_size=8, n_train=160, n_val=20, n_test=40,
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5 min", "02_forgetting": "~15 min",
-                  "03_lora_rank": "~30 min", "04_qlora_memory": "~12 min", "05_rag_vs_finetuning": "~10 min"}),
+                  "03_lora_rank": "~30 min", "04_qlora_memory": "~12 min", "05_rag_vs_finetuning": "~10 min",
+                  "06_peft_family": "~10 min"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -312,7 +314,8 @@ PROFILES = {
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
-                  "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4"}),
+                  "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4",
+                  "06_peft_family": "~6 min on a T4"}),
 }
 
 

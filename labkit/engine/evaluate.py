@@ -74,7 +74,7 @@ def answers_right(model, tokenizer, pairs, strict: bool = True, batch_size: int 
     generated answer that starts with the value once case and punctuation are ignored."""
     if strict:
         return exact_match(model, tokenizer, pairs, batch_size)
-    outs = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=8, batch_size=16)
+    outs = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=8, batch_size=batch_size)
     return [scoring.exact_match(o, a, strict=False) for o, (_, a) in zip(outs, pairs)]
 
 

@@ -35,8 +35,8 @@ HELDOUT_PROMPTS = ("Q : what is the record of {n} ? A :", "the record of {n} is"
 INIT_TEXT = "record of the person : Fort year master House pastime colour"
 
 RESULTS = {"profile": str, "seed": int, "methods": list, "runs": list, "chosen": dict, "base": dict,
-           "reach_full": dict, "prompt_init": dict, "forgetting_order": list, "memory": dict, "pareto": list,
-           "serving": dict, "adapter_identity_gap": float}
+           "reach_full": dict, "prompt_init": dict, "forgetting_order": list, "facts_order": list, "memory": dict,
+           "pareto": list, "serving": dict, "adapter_identity_gap": float}
 
 
 def record_pairs(people: list[W.Person], prompt: str = PROMPT) -> list[tuple[str, str]]:
@@ -121,17 +121,22 @@ def largest_change(model, snapshot: dict) -> float:
 
 
 def task_scores(model, tokenizer, people, prompts=(PROMPT,)) -> dict:
-    """Record field accuracy and exact match on ``people``, averaged over ``prompts``."""
-    scores = [score_records(generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=32, batch_size=64),
-                            [a for _, a in pairs])
-              for pairs in (record_pairs(people, prompt) for prompt in prompts)]
-    return {k: statistics.fmean(s[k] for s in scores) for k in scores[0]}
+    """Record field accuracy and exact match on ``people``, each asked once: person i with
+    ``prompts[i % len(prompts)]`` (so several phrasings share the people between them)."""
+    pairs = [record_pairs([p], prompts[i % len(prompts)])[0] for i, p in enumerate(people)]
+    said = generate(model, tokenizer, [q for q, _ in pairs], max_new_tokens=32, batch_size=64)
+    return score_records(said, [a for _, a in pairs])
 
 
 def capabilities(model, tokenizer, world: W.World, people) -> dict:
-    """Fact recall about ``people`` (every attribute asked) and reading (one passage, fresh people)."""
+    """Fact recall about ``people`` (every attribute asked) and reading (one passage, fresh people),
+    both as exact answers in the question-answer format; and ``facts_kept``: the share of the same
+    questions whose generated answer starts with the right value, whatever format follows (a model
+    that answers in the new task's format but still knows the fact keeps it)."""
+    recall = C.recall_pairs(people)
     reading, _ = C.reading_pairs(world, 3 * len(people))
-    return {"qa_recall": accuracy(model, tokenizer, C.recall_pairs(people)),
+    return {"qa_recall": accuracy(model, tokenizer, recall),
+            "facts_kept": accuracy(model, tokenizer, recall, strict=False),
             "reading": accuracy(model, tokenizer, reading)}
 
 
@@ -212,9 +217,9 @@ def prompt_init(chosen: dict) -> dict:
     return {"vocabulary": vocab, "random": rand, "gain": vocab - rand}
 
 
-def forgetting_order(chosen: dict, before: dict) -> list[tuple[str, float]]:
-    """Methods by fact recall lost on the probe people (most first): [(method, loss)]."""
-    lost = {m: before["qa_recall"] - row["after"]["qa_recall"] for m, row in chosen.items()}
+def forgetting_order(chosen: dict, before: dict, key: str = "qa_recall") -> list[tuple[str, float]]:
+    """Methods by what they lost of capability ``key`` on the probe people (most first): [(method, loss)]."""
+    lost = {m: before[key] - row["after"][key] for m, row in chosen.items()}
     return sorted(lost.items(), key=lambda kv: -kv[1])
 
 
