@@ -84,6 +84,9 @@ def test_findings_from_rows():
         chosen[m]["after"]["facts_kept"] = 1.0
     facts = peft_family.forgetting_order(chosen, {"facts_kept": 1.0}, key="facts_kept")
     assert facts[0][0] == "LoRA" and facts[0][1] == pytest.approx(0.4) and facts[1][0] == "full"
+    split = peft_family.facts_split(chosen, {"facts_kept": 1.0})
+    assert split == {"kept": ["full", "prompt, vocabulary init", "prompt, random init"], "lost": ["LoRA"]}
+    assert peft_family.facts_split(chosen, {"facts_kept": 1.0}, tolerance=0.5)["lost"] == []
     saved = peft_family.memory_savings(chosen, 1000)
     assert saved["full"]["memory_share"] == 1.0
     assert saved["LoRA"]["parameter_share"] == 0.05

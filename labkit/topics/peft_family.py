@@ -15,7 +15,6 @@ Findings are the functions at the end, which take the measured rows. Introduced 
 from __future__ import annotations
 
 import random
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from labkit.core import world as W
 from labkit.engine import capabilities as C
 from labkit.engine.evaluate import accuracy, generate
 from labkit.engine.memory import saved_activation_bytes
-from labkit.topics.finetuning import score_records
+from labkit.topics.finetuning import held_bytes, score_records
 
 PROMPT = "record of {n} :"
 # Phrasings never trained on: the same request in other words of the world's vocabulary.
@@ -35,8 +34,8 @@ HELDOUT_PROMPTS = ("Q : what is the record of {n} ? A :", "the record of {n} is"
 INIT_TEXT = "record of the person : Fort year master House pastime colour"
 
 RESULTS = {"profile": str, "seed": int, "methods": list, "runs": list, "chosen": dict, "base": dict,
-           "reach_full": dict, "prompt_init": dict, "forgetting_order": list, "facts_order": list, "memory": dict,
-           "pareto": list, "serving": dict, "adapter_identity_gap": float}
+           "reach_full": dict, "prompt_init": dict, "forgetting_order": list, "facts_order": list, "facts_split": dict,
+           "memory": dict, "pareto": list, "serving": dict, "adapter_identity_gap": float}
 
 
 def record_pairs(people: list[W.Person], prompt: str = PROMPT) -> list[tuple[str, str]]:
@@ -146,9 +145,8 @@ def training_bytes(model, optimizer, batch_ids) -> dict:
     forward pass over ``batch_ids``."""
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    states = sum(t.numel() * t.element_size() for state in optimizer.state.values() for t in state.values()
-                 if torch.is_tensor(t) and t.dim() > 0)
+    grads = trainable  # one gradient per trainable value (the Trainer has freed them by now)
+    states = held_bytes(model, optimizer)["optimizer"]
     was_training = model.training
     model.train()
     acts = saved_activation_bytes(model, batch_ids)
@@ -158,13 +156,14 @@ def training_bytes(model, optimizer, batch_ids) -> dict:
 
 
 def latency(model, tokenizer, prompts, repeats: int = 3) -> float:
-    """Median seconds to generate records for ``prompts`` (one batch, greedy)."""
+    """Seconds to generate records for ``prompts`` (one batch, greedy): the fastest of ``repeats``
+    tries, the one least disturbed by other work on the machine."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         generate(model, tokenizer, prompts, max_new_tokens=32, batch_size=len(prompts))
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def saved_size(model, method: str) -> int:
@@ -221,6 +220,13 @@ def forgetting_order(chosen: dict, before: dict, key: str = "qa_recall") -> list
     """Methods by what they lost of capability ``key`` on the probe people (most first): [(method, loss)]."""
     lost = {m: before[key] - row["after"][key] for m, row in chosen.items()}
     return sorted(lost.items(), key=lambda kv: -kv[1])
+
+
+def facts_split(chosen: dict, before: dict, tolerance: float = 0.1) -> dict:
+    """Methods that kept the facts (lost at most ``tolerance`` of ``facts_kept``) and those that lost
+    more: {'kept': [...], 'lost': [...]}, each in the family's order."""
+    lost = {m: before["facts_kept"] - row["after"]["facts_kept"] for m, row in chosen.items()}
+    return {"kept": [m for m in chosen if lost[m] <= tolerance], "lost": [m for m in chosen if lost[m] > tolerance]}
 
 
 def memory_savings(chosen: dict, total_parameters: int) -> dict:
