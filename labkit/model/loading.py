@@ -41,12 +41,56 @@ def base_model_dir() -> Path:
     return data_dir() / "base_model"
 
 
+def _repair(path: Path) -> str:
+    """What to do about a broken model folder: the course's own can be restored or rebuilt; any other
+    folder has to be saved again by whoever made it."""
+    if path.resolve() == base_model_dir().resolve() or (path / "card.json").is_file():
+        return "restore it with `git checkout -- data/base_model` or rebuild it with `python -m labkit.model.pretrain`"
+    return ("save the model into it again with `model.save_pretrained(folder)` and "
+            "`tokenizer.save_pretrained(folder)`")
+
+
 def _check_folder(path: Path) -> None:
     missing = [f for f in MODEL_FILES if not (path / f).is_file()]
     if missing:
-        raise ModelError(f"The model folder {path} is incomplete (missing {', '.join(missing)}): "
-                         "restore it with `git checkout -- data/base_model` or rebuild it with "
-                         "`python -m labkit.model.pretrain`.")
+        raise ModelError(f"The model folder {path} is incomplete (missing {', '.join(missing)}): {_repair(path)}.")
+
+
+DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+          "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16", "auto": "auto"}
+
+
+def parse_dtype(dtype):
+    """None, "auto", a torch dtype, or one of the names in ``DTYPES`` -> what ``from_pretrained`` takes."""
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in DTYPES:
+        name = DTYPES[dtype.lower()]
+        return name if name == "auto" else getattr(torch, name)
+    raise ModelError(f"Unknown dtype {dtype!r}: use None (the checkpoint's), 'auto', a torch dtype, or one of "
+                     f"{', '.join(sorted(DTYPES))}.")
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """False when the Hugging Face hub cannot be used now: ``HF_HUB_OFFLINE`` is set, or its host does
+    not answer within ``timeout`` seconds (checked once per process)."""
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    global _reachable
+    if _reachable is None:
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+            _reachable = True
+        except OSError:
+            _reachable = False
+    return _reachable
+
+
+_reachable: bool | None = None
 
 
 def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
@@ -55,24 +99,29 @@ def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dtype = parse_dtype(dtype)
     source = str(base_model_dir()) if model_id == COURSE_MODEL else model_id
     if model_id == COURSE_MODEL and not Path(source).is_dir():
         raise ModelError(f"The course model folder {source} is missing: run from a clone of the "
                          "course (or set LABKIT_DATA), or rebuild it with `python -m labkit.model.pretrain`.")
-    if Path(source).is_dir():
+    local = Path(source).is_dir()
+    if local:
         _check_folder(Path(source))
+    elif not hub_reachable():
+        kwargs.setdefault("local_files_only", True)  # offline: the cache only, no minute of retries
     try:
-        tok = AutoTokenizer.from_pretrained(source)
+        tok = AutoTokenizer.from_pretrained(source, local_files_only=kwargs.get("local_files_only", False))
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True,
                                                      **kwargs)
     except (OSError, ValueError, SafetensorError) as err:
-        if Path(source).is_dir():
+        if local:
             raise ModelError(f"The model folder {source} is corrupt ({type(err).__name__}): "
-                             "restore it with `git checkout -- data/base_model` or rebuild it "
-                             "with `python -m labkit.model.pretrain`.") from None
-        raise ModelError(f"Could not load model {model_id!r} from the Hugging Face hub (offline, "
-                         "or a wrong id?): check the id, or use profile='ci' or 'cpu', which run "
-                         "on the course's shipped model.") from None
+                             f"{_repair(Path(source))}.") from None
+        why = "the hub cannot be reached and it is not in the local cache" if kwargs.get("local_files_only") \
+            else "a wrong id?"
+        raise ModelError(f"Could not load model {model_id!r} from the Hugging Face hub ({why}): check the id "
+                         "and the network, or use profile='ci' or 'cpu', which run on the course's shipped "
+                         "model.") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if device is not None:
