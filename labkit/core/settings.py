@@ -294,7 +294,7 @@ PROFILES = {
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5 min", "02_forgetting": "~15 min",
                   "03_lora_rank": "~30 min", "04_qlora_memory": "~12 min", "05_rag_vs_finetuning": "~10 min",
-                  "06_peft_family": "~10 min"}),
+                  "06_peft_family": "~8 min"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
