@@ -24,7 +24,7 @@ import torch
 from labkit.core import world as W
 from labkit.engine import capabilities as C
 from labkit.engine.evaluate import accuracy, generate
-from labkit.engine.memory import saved_activation_bytes
+from labkit.engine.memory import full_finetuning_bytes, saved_activation_bytes
 from labkit.topics.finetuning import held_bytes, score_records
 
 PROMPT = "record of {n} :"
@@ -104,10 +104,6 @@ def methods_to_run(methods, rates: dict) -> list[str]:
     return [m for m in PEFT_METHODS if m in wanted or m == "full"]
 
 
-def trainable_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def trainable_snapshot(model) -> dict:
     """Copies of the trainable tensors, to compare after training (see ``largest_change``)."""
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -143,15 +139,14 @@ def training_bytes(model, optimizer, batch_ids) -> dict:
     """What training holds, counted from tensors (bytes): the frozen and the trainable weights, the
     gradients and optimizer states (after a step), and the activations saved for backward by one
     forward pass over ``batch_ids``."""
-    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    grads = trainable  # one gradient per trainable value (the Trainer has freed them by now)
-    states = held_bytes(model, optimizer)["optimizer"]
+    bill = full_finetuning_bytes(model)  # weights, and one gradient per trainable value (freed by now)
+    trainable = bill["gradients"]  # the trainable weights take as many bytes as their gradients
+    states = held_bytes(model, optimizer)["optimizer"]  # measured, not AdamW's formula
     was_training = model.training
     model.train()
     acts = saved_activation_bytes(model, batch_ids)
     model.train(was_training)
-    return {"frozen weights": weights - trainable, "trainable weights": trainable, "gradients": grads,
+    return {"frozen weights": bill["weights"] - trainable, "trainable weights": trainable, "gradients": trainable,
             "optimizer": states, "activations": acts}
 
 
