@@ -48,7 +48,6 @@ def _wrap(model, config):
 
 # The rest of the family (notebook 06). Prompt-learning methods add ``virtual_tokens`` learned
 # vectors: prompt tuning and P-tuning to the input, prefix tuning to every layer's keys and values.
-PROMPT_METHODS = ("prefix + projection", "prefix", "prompt, vocabulary init", "prompt, random init", "P-tuning")
 MERGEABLE = ("LoRA", "DoRA", "IA3", "LN tuning")  # their change folds into the weights
 
 
