@@ -11,6 +11,7 @@ from labkit.core.units import gib, mib
 from labkit.engine.memory import current_bytes, peak_bytes, release_free_memory, reset_peak, saved_activation_bytes
 from labkit.engine.peft_config import add_lora
 from labkit.engine.train import trainer
+from labkit.model.loading import parse_dtype
 
 # What notebook 04 writes to results.json (checked by records.save_results before it is written).
 RESULTS = {
@@ -139,7 +140,7 @@ def load_for_training(path, method: str, dtype: str = "fp32", lora_rank: int = 1
 
     from labkit.topics.qlora import quantize
 
-    tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    tdtype = parse_dtype(dtype)
     device = {"": 0} if torch.cuda.is_available() else None
     if method == "qlora":
         model = quantize.load(path, "nf4-dq")
