@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from labkit import peft_config, peft_family, settings, train, world
+from labkit import evaluate, peft_config, peft_family, settings, train, world
 
 W0 = world.make_world(0)
 
@@ -165,19 +165,16 @@ def test_every_method_trains_something_and_generation_honours_it(base, method, t
     prompts = [p for p, _ in pairs[:8]]
     with torch.no_grad():
         ids = tok(prompts[:1], return_tensors="pt").input_ids
-        gap = (train_logits := wrapped(input_ids=ids).logits[:, -ids.shape[1]:]) - model(input_ids=ids).logits
-    assert math.isfinite(float(train_logits.abs().max())) and float(gap.abs().max()) > 1e-4, \
+        trained = evaluate.input_logits(wrapped(input_ids=ids), ids)
+        gap = trained - model(input_ids=ids).logits
+    assert math.isfinite(float(trained.abs().max())) and float(gap.abs().max()) > 1e-4, \
         f"{method}: the trained adapter does not change the model's output"
-    from labkit import evaluate
-
     assert evaluate.generate(wrapped, tok, prompts, max_new_tokens=12) != \
         evaluate.generate(model, tok, prompts, max_new_tokens=12), f"{method}: generation ignores the adapter"
 
 
 def test_serving_switches_adapters_and_matches_each_alone(tiny, tmp_path):
     from peft import LoraConfig, get_peft_model
-
-    from labkit import evaluate
 
     model, tok = tiny
     alone = {}
