@@ -79,29 +79,46 @@ def reference_step_seconds(repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def run_one(name: str, profile: str) -> dict:
-    """Run one notebook through the papermill CLI (a child process) and measure it."""
+def run_one(name: str, profile: str, parameters: dict | None = None, keep: str | Path | None = None,
+            threads: int | None = None) -> dict:
+    """Run one notebook through the papermill CLI (a child process) and measure it.
+
+    ``parameters``: more papermill parameters (e.g. ``{"seed": 3}``); ``keep``: a folder for the
+    executed copy and its ``out/results.json`` (default: a temporary one, deleted); ``threads``: torch's
+    threads in the kernel (default: all cores). The result holds ``results`` (the notebook's
+    results.json) when the run wrote one.
+    """
     import psutil
 
-    with tempfile.TemporaryDirectory() as tmp, open(f"{tmp}/stderr", "w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"),
-             f"{tmp}/{name}.ipynb", "-p", "profile", profile, "-p", "output_dir", f"{tmp}/out",
-             "-k", "python3", "--language", "python", "--cwd", str(NOTEBOOKS),
-             "--execution-timeout", str(CELL_TIMEOUT_S.get(profile, 3600)),
-             "--start-timeout", str(KERNEL_START_TIMEOUT_S),
-             "--no-progress-bar"], stdout=subprocess.DEVNULL, stderr=err, text=True,
-            env={**os.environ, "LABKIT_HEADLESS": "1"})  # the kernel inherits it: labkit's widgets go headless
-        root, peak = psutil.Process(proc.pid), 0
-        while proc.poll() is None:
-            peak = max(peak, tree_memory(root))
-            time.sleep(0.25)
-        wall = time.perf_counter() - start
-        err.seek(0)
-        stderr = err.read()
-    return {"notebook": name, "ok": proc.returncode == 0, "seconds": round(wall, 1),
-            "peak_gib": round(peak / 2**30, 2), "error": stderr[-2000:] if proc.returncode else ""}
+    env = {**os.environ, "LABKIT_HEADLESS": "1"}  # the kernel inherits it: labkit's widgets go headless
+    if threads:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    args = [arg for key, value in (parameters or {}).items() for arg in ("-y", json.dumps({key: value}))]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "stderr", "w+") as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"),
+                 str(folder / f"{name}.ipynb"), "-p", "profile", profile, "-p", "output_dir", str(folder / "out"),
+                 *args, "-k", "python3", "--language", "python", "--cwd", str(NOTEBOOKS),
+                 "--execution-timeout", str(CELL_TIMEOUT_S.get(profile, 3600)),
+                 "--start-timeout", str(KERNEL_START_TIMEOUT_S),
+                 "--no-progress-bar"], stdout=subprocess.DEVNULL, stderr=err, text=True, env=env)
+            root, peak = psutil.Process(proc.pid), 0
+            while proc.poll() is None:
+                peak = max(peak, tree_memory(root))
+                time.sleep(0.25)
+            wall = time.perf_counter() - start
+            err.seek(0)
+            stderr = err.read()
+        results = folder / "out" / "results.json"
+        out = {"notebook": name, "ok": proc.returncode == 0, "seconds": round(wall, 1),
+               "peak_gib": round(peak / 2**30, 2), "error": stderr[-2000:] if proc.returncode else ""}
+        if results.exists():
+            out["results"] = json.loads(results.read_text())
+    return out
 
 
 def main():
@@ -125,6 +142,7 @@ def main():
         out = subprocess.run([sys.executable, __file__, "--profile", ns.profile, "--one", name],
                              capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
+        rows[-1].pop("results", None)
         print(f"{name}: {rows[-1]['seconds']} s, {rows[-1]['peak_gib']} GiB", file=sys.stderr)
     print(f"Machine speed: {speed:.2f} s per reference step (one full fine-tuning step of the course model on "
           "16 record examples; the slower the machine, the larger).\n")

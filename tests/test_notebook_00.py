@@ -12,24 +12,24 @@ MAX_LUCKY_HITS = 2
 
 
 @pytest.fixture(scope="module")
-def r(tmp_path_factory):
+def results(tmp_path_factory):
     return run_notebook("00_tour", tmp_path_factory)
 
 
 @pytest.mark.notebook
-def test_the_card_is_recomputed_from_the_weights(r):
-    m, card = r["measured"], r["card"]
-    assert r["profile"] == "ci" and r["model_id"] == "course-base"
+def test_the_card_is_recomputed_from_the_weights(results):
+    m, card = results["measured"], results["card"]
+    assert results["profile"] == "ci" and results["model_id"] == "course-base"
     for key in ("qa_recall", "bio_recall", "reading", "reading_k3", "perplexity", "qa_unseen_extraction"):
         assert key in m and key in card
     assert_matches_card(m, card, card, CARD_TOLERANCE)
 
 
 @pytest.mark.notebook
-def test_the_shipped_model_meets_the_bars_on_its_card(r):
-    assert r["unmet_bars"] == {}
+def test_the_shipped_model_meets_the_bars_on_its_card(results):
+    assert results["unmet_bars"] == {}
 
 
 @pytest.mark.notebook
-def test_a_never_seen_person_is_unknown(r):
-    assert r["heldout_person_facts_right"] <= MAX_LUCKY_HITS
+def test_a_never_seen_person_is_unknown(results):
+    assert results["heldout_person_facts_right"] <= MAX_LUCKY_HITS

@@ -29,28 +29,28 @@ RESTORED_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
-def r(tmp_path_factory):
+def results(tmp_path_factory):
     return run_notebook("01_full_finetuning", tmp_path_factory)
 
 
 @pytest.mark.notebook
-def test_fine_tuning_learns_the_record_task(r):
-    assert r["profile"] == "ci"
-    fa = r["gain"]["field_accuracy"]
+def test_fine_tuning_learns_the_record_task(results):
+    assert results["profile"] == "ci"
+    fa = results["gain"]["field_accuracy"]
     assert fa["gain"] >= MIN_FIELD_GAIN, fa
     assert fa["after"] >= MIN_FIELD_AFTER, fa
 
 
 @pytest.mark.notebook
-def test_one_step_by_hand_matches_the_library(r):
-    s = r["one_step"]
+def test_one_step_by_hand_matches_the_library(results):
+    s = results["one_step"]
     assert s["loss_gap"] < LOSS_TOLERANCE, s
     assert s["update_size"] > 0 and s["update_gap"] < STEP_TOLERANCE, s
 
 
 @pytest.mark.notebook
-def test_memory_bill_equals_the_tensors_pytorch_held(r):
-    m = r["memory"]
+def test_memory_bill_equals_the_tensors_pytorch_held(results):
+    m = results["memory"]
     bill, held = m["bill"], m["held"]
     # The bill's gradient and AdamW lines equal the bytes of the gradients and the exp_avg / exp_avg_sq
     # tensors the Trainer's optimizer really held: a wrong formula (one moment, wrong dtype) fails here.
@@ -60,15 +60,15 @@ def test_memory_bill_equals_the_tensors_pytorch_held(r):
 
 
 @pytest.mark.notebook
-def test_training_peak_covers_gradients_and_states(r):
-    m = r["memory"]
+def test_training_peak_covers_gradients_and_states(results):
+    m = results["memory"]
     held = m["held"]["gradients"] + m["held"]["optimizer"]
     assert m["peak_bytes"] - m["baseline_bytes"] >= MIN_GROWTH_OVER_HELD * held, m
 
 
 @pytest.mark.notebook
-def test_overfitting_then_early_stopping(r):
-    o = r["overfit"]
+def test_overfitting_then_early_stopping(results):
+    o = results["overfit"]
     prof = get_profile("ci")
     steps_per_epoch = -(-prof.overfit_examples // prof.batch_size)
     # The run was planned for every epoch, and stopped before its last one.

@@ -24,6 +24,15 @@ FORGETTING_GAP = 0.3
 REPLAY_SAVES = 0.1
 
 
+# Effect sizes the seed sweep (benchmarks/seeds.py) reports over seeds, beside which findings held.
+EFFECTS = {
+    "recall lost: full at high lr minus low-rank LoRA": lambda r: (
+        r["recall_lost"][r["high_lr_run"]]
+        - r["recall_lost"][min(r["lora_runs"], key=lambda n: r["runs"][n]["trainable"])]),
+    "recall saved by replay": lambda r: r["recall_lost"][r["high_lr_run"]] - r["recall_lost"][r["replay_run"]],
+}
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     return run_notebook("02_forgetting", tmp_path_factory)

@@ -21,97 +21,105 @@ RANK_ONE_MIN_GAIN = 1 / 6
 MAX_SHARE_OF_RANDOM_ENERGY_RANK = 0.5
 
 
+# Effect sizes the seed sweep (benchmarks/seeds.py) reports over seeds, beside which findings held.
+EFFECTS = {
+    "rsLoRA minus fixed alpha at the top rank": lambda r: r["scaling"]["rs_minus_fixed_at_top"],
+    "fixed alpha: top rank minus low rank": lambda r: r["scaling"]["fixed_top_minus_low"],
+    "alpha ∝ r: top minus mid rank (largest over targets)": lambda r: max(r["scaling"]["prop_top_minus_mid"].values()),
+}
+
+
 @pytest.fixture(scope="module")
-def r(tmp_path_factory):
+def results(tmp_path_factory):
     return run_notebook("03_lora_rank", tmp_path_factory)
 
 
 @pytest.mark.notebook
-def test_the_run_is_the_ci_sweep(r):
+def test_the_run_is_the_ci_sweep(results):
     # No override given: the notebook's None parameters keep the ci profile's ranks and energy share.
     ci = get_profile("ci").lora
-    assert r["profile"] == "ci" and r["sweep"]["ranks"] == list(ci.ranks) and r["energy"] == ci.energy
+    assert results["profile"] == "ci" and results["sweep"]["ranks"] == list(ci.ranks) and results["energy"] == ci.energy
 
 
 @pytest.mark.notebook
-def test_hand_written_lora_equals_peft(r):
-    assert r["hand_vs_peft_at_init"] < 1e-6
+def test_hand_written_lora_equals_peft(results):
+    assert results["hand_vs_peft_at_init"] < 1e-6
     # The layer was checked with a non-zero B: the adapter really moved its output.
-    assert r["adapter_moves_layer_by"] > 1e-2
-    assert r["hand_vs_peft"] < 1e-5
+    assert results["adapter_moves_layer_by"] > 1e-2
+    assert results["hand_vs_peft"] < 1e-5
     # Merged and unmerged models give the same logits (float tolerance); so does our own merge.
-    assert r["merge_gap"] < 1e-3
-    assert r["hand_merge_gap"] < 1e-6
+    assert results["merge_gap"] < 1e-3
+    assert results["hand_merge_gap"] < 1e-6
 
 
 @pytest.mark.notebook
-def test_counts_equal_peft_for_every_rank_and_target(r):
-    counts = r["counts"]
-    ranks = set(r["sweep"]["ranks"])
+def test_counts_equal_peft_for_every_rank_and_target(results):
+    counts = results["counts"]
+    ranks = set(results["sweep"]["ranks"])
     assert len(ranks) >= 4 and min(ranks) == 1 and max(ranks) == 64
     assert {(c["targets"], c["rank"]) for c in counts} == {(t, k) for t in lora.TARGETS for k in ranks}
-    assert all(c["computed"] == c["peft"] for c in counts) and r["counts_match"]
+    assert all(c["computed"] == c["peft"] for c in counts) and results["counts_match"]
     # Every run of the sweep trained exactly the counted number of parameters.
     by = {(c["targets"], c["rank"]): c["computed"] for c in counts}
-    for name, run in r["runs"].items():
+    for name, run in results["runs"].items():
         cfg = run["config"]
         if cfg["rank"]:
             assert run["metrics"]["trainable"] == by[(cfg["targets"], cfg["rank"])], name
     # The adapter file holds fp32 A and B (plus a small header), far below the model at rank 1.
-    top, one = r["adapter_bytes"][str(max(ranks))], r["adapter_bytes"]["1"]
+    top, one = results["adapter_bytes"][str(max(ranks))], results["adapter_bytes"]["1"]
     assert 4 * by[("all linear", 1)] <= one < 4 * by[("all linear", 1)] + 20_000
-    assert one < 0.02 * r["model_bytes"] and top > one
+    assert one < 0.02 * results["model_bytes"] and top > one
 
 
 @pytest.mark.notebook
-def test_the_sweep_covers_its_grid(r):
-    runs = [run for run in r["runs"].values() if run["config"]["rank"]]
-    grid = {(t, sc) for t, scalings, _ in r["sweep"]["grid"] for sc in scalings}
+def test_the_sweep_covers_its_grid(results):
+    runs = [run for run in results["runs"].values() if run["config"]["rank"]]
+    grid = {(t, sc) for t, scalings, _ in results["sweep"]["grid"] for sc in scalings}
     covered = {(run["config"]["targets"], sc) for run in runs for sc in run["config"]["scalings"]}
     assert covered == grid
-    ranks = r["sweep"]["ranks"]
-    assert len(runs) == sum(1 + (len(ranks) - 1) * len(scalings) for _, scalings, _ in r["sweep"]["grid"])
-    assert all(run["seconds"] > 0 and run["peak_mib"] > 0 for run in r["runs"].values())
+    ranks = results["sweep"]["ranks"]
+    assert len(runs) == sum(1 + (len(ranks) - 1) * len(scalings) for _, scalings, _ in results["sweep"]["grid"])
+    assert all(run["seconds"] > 0 and run["peak_mib"] > 0 for run in results["runs"].values())
 
 
 @pytest.mark.notebook
-def test_lora_learns_the_task(r):
-    lora_runs = {name: run["metrics"]["task"] for name, run in r["runs"].items() if run["config"]["rank"]}
-    full = r["full"]["task"]
+def test_lora_learns_the_task(results):
+    lora_runs = {name: run["metrics"]["task"] for name, run in results["runs"].items() if run["config"]["rank"]}
+    full = results["full"]["task"]
     best = max(lora_runs, key=lora_runs.get)
     assert lora_runs[best] >= BEST_LORA_SHARE_OF_FULL * full, (best, lora_runs[best], full)
-    base = r["base"]["task"]
-    rank_one = {name: run["metrics"]["task"] for name, run in r["runs"].items() if run["config"]["rank"] == 1}
+    base = results["base"]["task"]
+    rank_one = {name: run["metrics"]["task"] for name, run in results["runs"].items() if run["config"]["rank"] == 1}
     assert set(rank_one) == {"lora_all_r1", "lora_qv_r1"}
     for name, task in rank_one.items():
         assert task >= base + RANK_ONE_MIN_GAIN, (name, task, base)
     # The findings' gains are the runs' own numbers.
-    gains = r["forgetting"]["task_gain"]
+    gains = results["forgetting"]["task_gain"]
     assert all(gains[name] == pytest.approx(task - base) for name, task in lora_runs.items())
 
 
 @pytest.mark.notebook
-def test_full_finetuning_updates_are_low_rank(r):
-    ranks = r["energy_ranks"]
+def test_full_finetuning_updates_are_low_rank(results):
+    ranks = results["energy_ranks"]
     # Every matrix LoRA adapts (7 per block, 4 blocks in the course model) has its rank reported.
     assert len(ranks) == 4 * len(lora.TARGETS["all linear"])
-    random_by_shape = r["random_energy_ranks"]
+    random_by_shape = results["random_energy_ranks"]
     assert set(random_by_shape) == {"256x256", "256x682", "682x256"}
     for name, k in ranks.items():
         kind = name.split(".")[-1]
         shape = {"gate_proj": "682x256", "up_proj": "682x256", "down_proj": "256x682"}.get(kind, "256x256")
         assert k <= MAX_SHARE_OF_RANDOM_ENERGY_RANK * random_by_shape[shape], (name, k, random_by_shape[shape])
-    e = r["energy_summary"]
+    e = results["energy_summary"]
     assert e["max_share_of_random"] <= MAX_SHARE_OF_RANDOM_ENERGY_RANK
     # The summary's counts agree with the per-matrix ranks it summarises.
-    assert e["updates_above_rank"] == {str(k): sum(v > k for v in ranks.values()) for k in r["sweep"]["ranks"]}
+    assert e["updates_above_rank"] == {str(k): sum(v > k for v in ranks.values()) for k in results["sweep"]["ranks"]}
     assert (e["min"], e["max"], e["matrices"]) == (min(ranks.values()), max(ranks.values()), len(ranks))
 
 
 @pytest.mark.notebook
-def test_trends_that_held_on_two_seeds(r):
+def test_trends_that_held_on_two_seeds(results):
     """Checked on training seeds 0 and 1 in the ci profile before being asserted here."""
-    t, f = r["scaling"], r["forgetting"]
+    t, f = results["scaling"], results["forgetting"]
     # rsLoRA: at the top rank, 1/sqrt(r) scaling learns clearly more than fixed alpha (1/r) ...
     assert t["rs_minus_fixed_at_top"] >= 0.2
     # ... and with fixed alpha a higher rank does not pay off.

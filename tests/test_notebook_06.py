@@ -36,6 +36,22 @@ PREFIX_FACTS_GAP = 0.1
 MERGE_TOLERANCE = 1e-4
 
 
+# Effect sizes the seed sweep (benchmarks/seeds.py) reports over seeds, beside which findings held.
+EFFECTS = {
+    "LoRA minus full fine-tuning (test)": lambda r: r["chosen"]["LoRA"]["test"] - r["chosen"]["full"]["test"],
+    "best prompt tuning (test)": lambda r: max(r["chosen"][m]["test"]
+                                               for m in ("prompt, vocabulary init", "prompt, random init")),
+    "LoRA exact recall lost": lambda r: (r["base"]["capabilities"]["qa_recall"]
+                                         - r["chosen"]["LoRA"]["after"]["qa_recall"]),
+    "LoRA facts lost": lambda r: (r["base"]["capabilities"]["facts_kept"]
+                                  - r["chosen"]["LoRA"]["after"]["facts_kept"]),
+    "prefix + projection facts lost": lambda r: (r["base"]["capabilities"]["facts_kept"]
+                                                 - r["chosen"]["prefix + projection"]["after"]["facts_kept"]),
+    "LoRA memory share / parameter share": lambda r: (r["memory"]["LoRA"]["memory_share"]
+                                                      / r["memory"]["LoRA"]["parameter_share"]),
+}
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     return run_notebook("06_peft_family", tmp_path_factory)
