@@ -101,26 +101,27 @@ def _adamw_after_one_step(dtype=torch.float32):
 def test_held_bytes_reads_the_real_adamw_tensors():
     model, opt = _adamw_after_one_step()
     n = sum(p.numel() for p in model.parameters())  # 5*3 + 3 + 3*2 = 24
-    assert ft.held_bytes(model, opt) == {"gradients": 4 * n, "optimizer": 2 * 4 * n}
+    assert memory.held_bytes(model, opt) == {"weights": 4 * n, "gradients": 4 * n, "optimizer": 2 * 4 * n}
     # ... and so equals the bill: weights + gradients + two moments = 16 bytes per fp32 parameter.
-    check = ft.memory_check(memory.full_finetuning_bytes(model), ft.held_bytes(model, opt), 1000, 1000 + 12 * n)
+    check = ft.memory_check(memory.full_finetuning_bytes(model), memory.held_bytes(model, opt), 1000, 1000 + 12 * n)
     assert check["bill_matches_held"] and check["bill"]["total"] == 16 * n
     assert check["growth_over_held"] == 1.0
     # Half-precision weights: every number halves, and the bill still matches.
     model, opt = _adamw_after_one_step(torch.bfloat16)
-    assert ft.memory_check(memory.full_finetuning_bytes(model), ft.held_bytes(model, opt), 0, 1)["bill_matches_held"]
+    check = ft.memory_check(memory.full_finetuning_bytes(model), memory.held_bytes(model, opt), 0, 1)
+    assert check["bill_matches_held"]
 
 
 def test_memory_check_catches_a_wrong_bill():
     model, opt = _adamw_after_one_step()
-    held = ft.held_bytes(model, opt)
+    held = memory.held_bytes(model, opt)
     # A bill that counts one moment (as for SGD with momentum) is short by one gradient's worth.
     wrong = ft.memory_check(memory.full_finetuning_bytes(model, "sgd_momentum"), held, 0, 0)
     assert not wrong["bill_matches_held"] and wrong["optimizer_gap"] == -held["gradients"]
     assert wrong["gradients_gap"] == 0
     # No gradients held (grads set to None before reading): the gradient bill does not match.
     model.zero_grad(set_to_none=True)
-    assert not ft.memory_check(memory.full_finetuning_bytes(model), ft.held_bytes(model, opt), 0, 0)[
+    assert not ft.memory_check(memory.full_finetuning_bytes(model), memory.held_bytes(model, opt), 0, 0)[
         "bill_matches_held"]
 
 

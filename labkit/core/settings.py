@@ -210,6 +210,21 @@ class PeftFamily(Settings):
     n_latency: int = knob(_positive_int)             # prompts in the timed generation
 
 
+def _processes(v):
+    return None if isinstance(v, int) and not isinstance(v, bool) and v >= 2 else "a whole number >= 2"
+
+
+@dataclass(frozen=True)
+class Scaling(Settings):
+    """Notebook 12: the course's Trainer run in several processes, and what each process holds."""
+    processes: int = knob(_processes)                # processes in the data-parallel launch
+    steps: int = knob(_positive_int)                 # optimiser steps of every run compared
+    batch_size: int = knob(_positive_int)            # examples per process per step
+    n_train: int = knob(_positive_int)               # record examples trained on
+    lr: float = knob(_positive)                      # learning rate (AdamW, constant)
+    gpus: int = knob(_processes)                     # GPUs the configs written for a real machine ask for
+
+
 @dataclass(frozen=True)
 class Profile(Settings):
     name: str = knob()                               # ci | cpu | gpu
@@ -228,6 +243,7 @@ class Profile(Settings):
     memory: MemoryLab = knob()                       # notebook 04
     rag: Rag = knob()                                # notebook 05
     peft: PeftFamily = knob()                        # notebook 06
+    scaling: Scaling = knob()                        # notebook 12
     expected: dict = field(default_factory=dict)     # notebook -> expected run time, as printed
 
     def expected_time(self, notebook: str) -> str:
@@ -271,10 +287,11 @@ PROFILES = {
                 curve_every=10, ks=(1, 2, 3), n_changed=6, fresh_steps=20, n_probe=20, n_latency=12, dense=True),
         peft=PeftFamily(rates=_PEFT_RATES_CI, steps=30, batch_size=8, n_train=160, n_val=20, n_test=32, n_probe=16,
                         rank=8, virtual_tokens=10, adapter_size=16, n_latency=8),
+        scaling=Scaling(processes=2, steps=8, batch_size=4, n_train=64, lr=1e-3, gpus=8),
         # as benchmarked on 2 cores at 0.61 s per reference step (README): faster machines take less
         expected={"00_tour": "~1 min", "01_full_finetuning": "~1.5 min", "02_forgetting": "~4.5 min",
                   "03_lora_rank": "~3.5 min", "04_qlora_memory": "~2 min", "05_rag_vs_finetuning": "~2 min",
-                  "06_peft_family": "~2 min"}),
+                  "06_peft_family": "~2 min", "12_scaling_out": "~2 min"}),
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -292,9 +309,10 @@ PROFILES = {
                 dense=True),
         peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=200, batch_size=8, n_train=160, n_val=20, n_test=40,
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
+        scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5 min", "02_forgetting": "~15 min",
                   "03_lora_rank": "~30 min", "04_qlora_memory": "~12 min", "05_rag_vs_finetuning": "~10 min",
-                  "06_peft_family": "~8 min"}),
+                  "06_peft_family": "~8 min", "12_scaling_out": "~3 min"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -312,10 +330,12 @@ PROFILES = {
                 dense=True, model_id="HuggingFaceTB/SmolLM2-360M-Instruct"),
         peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=400, batch_size=16, n_train=160, n_val=20, n_test=40,
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
+        scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
                   "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4",
-                  "06_peft_family": "~6 min on a T4"}),
+                  "06_peft_family": "~6 min on a T4",
+                  "12_scaling_out": "~3 min (its processes use the CPU unless there are 2+ GPUs)"}),
 }
 
 

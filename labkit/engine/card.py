@@ -60,6 +60,15 @@ Reading is what the pretraining budget has to buy; memorising facts is cheap onc
   probe, k = 2 went 0.55, 0.38, 0.43 and k = 3 0.23, 0.38, 0.38 at steps 100, 200, 300 (chance:
   0.50 and 0.33), with k = 1 at 1.00 throughout. Distractor-only data alone does not make the
   4-layer model select the passage by name within a short stage.
+- Three more diagnostics, not shipped (60-passage probes; chance 0.50 / 0.33). (a) From the shipped
+  model, reading passages of three people with six questions each and the loss on the answers only
+  (the passages' random facts no longer dilute the signal), 300 steps of 16 at 1e-3: k = 2 / k = 3
+  went 0.57 / 0.38, 0.43 / 0.28, 0.62 / 0.42, 0.43 / 0.43 at steps 0, 100, 200, 300. (b) The same with
+  passages in which all three people tell the same two attributes (so only the name tells the passages
+  apart), 2e-3: 0.58 / 0.40 at step 150 and 0.53 / 0.40 at step 300. (c) From scratch with those
+  passages and answer-only loss: the answer loss stayed at 1.0 for 700 steps and even k = 1 stayed at
+  0.03: without the loss on the passages' text the copy circuit never starts. Selecting the passage by
+  name does not come from a short stage on the shipped model, however focused its data.
 Levers not yet tried: 6-8 layers or wider heads (name matching over 4-token names may need more
 than 4 layers of 32-dimensional heads), names as single tokens, a curriculum of passages that differ
 only in the name, and a longer stage on distractor-only passages. With 57.2 minutes spent on stages 1-3,

@@ -118,6 +118,25 @@ def full_finetuning_bytes(model, optimizer: str = "adamw") -> dict:
             "total": weights + grads + optim}
 
 
+def local_bytes(tensor) -> int:
+    """Bytes of ``tensor`` this process holds: a sharded tensor (FSDP's DTensor) counts its local shard."""
+    local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
+    return local.numel() * local.element_size()
+
+
+def held_bytes(model, optimizer) -> dict:
+    """What training really holds, read from PyTorch's tensors: the weights (tied ones once), every
+    gradient present, and every per-parameter optimizer state tensor (AdamW's exp_avg and exp_avg_sq;
+    the 0-d step counters are left out). Sharded tensors count this process's shard; PyTorch's
+    ``ZeroRedundancyOptimizer`` keeps only its shard's states (in ``.optim``)."""
+    params = list({id(p): p for p in model.parameters()}.values())
+    state = getattr(optimizer, "optim", optimizer).state
+    return {"weights": sum(local_bytes(p) for p in params),
+            "gradients": sum(local_bytes(p.grad) for p in params if p.grad is not None),
+            "optimizer": sum(local_bytes(t) for s in state.values() for t in s.values()
+                             if torch.is_tensor(t) and t.dim() > 0)}
+
+
 def release_free_memory() -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc), so RSS is what is live."""
     import ctypes

@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 from labkit.core import world as W
 from labkit.core.scoring import accuracy, field_accuracy
 from labkit.engine.evaluate import generate
+from labkit.engine.memory import held_bytes
 
 # What notebook 01 writes to results.json (checked by records.save_results): each dict is one finding,
 # as returned by the function named beside it.
@@ -96,18 +97,6 @@ def one_step_gaps(loss_by_hand: float, loss_library: float, hand_update, library
     return {"loss_by_hand": float(loss_by_hand), "loss_library": float(loss_library),
             "loss_gap": abs(float(loss_by_hand) - float(loss_library)), "update_size": size,
             "update_gap": update_norm(diff) / size if size else math.inf}
-
-
-def held_bytes(model, optimizer) -> dict:
-    """What training really holds beside the weights, read from PyTorch's tensors: the bytes of every
-    gradient present, and of every per-parameter optimizer state tensor (AdamW's exp_avg and exp_avg_sq;
-    the 0-d step counters are left out)."""
-    import torch
-
-    grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
-    states = sum(t.numel() * t.element_size() for state in optimizer.state.values() for t in state.values()
-                 if torch.is_tensor(t) and t.dim() > 0)
-    return {"gradients": grads, "optimizer": states}
 
 
 class HeldBytes(TrainerCallback):

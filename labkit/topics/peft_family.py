@@ -24,8 +24,8 @@ import torch
 from labkit.core import world as W
 from labkit.engine import capabilities as C
 from labkit.engine.evaluate import accuracy, generate
-from labkit.engine.memory import full_finetuning_bytes, saved_activation_bytes
-from labkit.topics.finetuning import held_bytes, score_records
+from labkit.engine.memory import full_finetuning_bytes, held_bytes, saved_activation_bytes
+from labkit.topics.finetuning import score_records
 
 PROMPT = "record of {n} :"
 # Phrasings never trained on: the same request in other words of the world's vocabulary.

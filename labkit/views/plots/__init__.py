@@ -4,7 +4,7 @@ returns a matplotlib figure and never saves it: the notebook decides where it go
 
 import importlib
 
-TOPICS = ("training", "forgetting", "lora", "memory", "rag", "peft_family")
+TOPICS = ("training", "forgetting", "lora", "memory", "rag", "peft_family", "scaling")
 
 
 def __getattr__(name):

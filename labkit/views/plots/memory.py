@@ -38,14 +38,15 @@ def stacked(ax, labels, parts: list[dict], offset=0.0, width=0.38, hatch=None):
     return bottoms
 
 
-def breakdown(labels, measured: list[dict], estimated: list[dict], title: str = "training peak, by part"):
+def breakdown(labels, measured: list[dict], estimated: list[dict], title: str = "training peak, by part",
+              ylabel: str = "MiB above the idle process"):
     """Side by side for each configuration: measured parts (left, plain) and estimated parts
     (right, hatched), stacked in MiB."""
     fig, ax = plt.subplots(figsize=(10, 4.2))
     stacked(ax, labels, measured, offset=-0.2)
     stacked(ax, labels, estimated, offset=0.2, hatch="//")
     ax.set_xticks(range(len(labels)), labels, rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel("MiB above the idle process")
+    ax.set_ylabel(ylabel)
     ax.set_title(title + "  (left: measured, right: estimated, hatched)")
     ax.legend(fontsize=8)
     fig.tight_layout()
