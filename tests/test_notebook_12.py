@@ -25,6 +25,16 @@ MAX_OTHER_ERROR = 1e-3
 PAPER_ROUNDING = 0.05
 
 
+# Effect sizes the seed sweep (benchmarks/seeds.py) reports over seeds, beside which findings held.
+EFFECTS = {
+    "data parallel: weights apart, share of the move": lambda r: r["same"]["data parallel"]["share_of_move"],
+    "accumulation: weights apart, share of the move": lambda r: r["same"]["one process, accumulation"]["share_of_move"],
+    "control: weights apart, share of the move": lambda r: r["control"]["share_of_move"],
+    "ZeRO-1 optimizer state: error of the accounting": lambda r: next(
+        x["error"] for x in r["shards"] if (x["sharding"], x["part"]) == ("ZeRO-1", "optimizer")),
+}
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     return run_notebook("12_scaling_out", tmp_path_factory)
