@@ -1,0 +1,82 @@
+"""Execute the whole course headless in one profile and write a regression report.
+
+    python benchmarks/report.py [--profile ci] [--only 00_tour 12_scaling_out] [--out reports]
+
+Per notebook: wall time, peak memory (as in benchmarks/notebooks.py), and each finding its test module
+asserts (the tests that judge one run's results, as in benchmarks/seeds.py) with pass/fail and the
+numbers the module names as effect sizes. The thresholds are the tests' own, set for the ci profile: in
+another profile a failed finding says that the ci-sized claim does not hold there, which is worth a
+look, not necessarily a bug. Writes ``OUT/course-PROFILE.md`` and ``OUT/course-PROFILE.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from seeds import findings, judge, test_module  # noqa: E402
+
+from notebooks import BUDGET_GIB, BUDGET_S, NOTEBOOKS, ROOT, run_one  # noqa: E402
+
+
+def report(names: list[str], profile: str) -> list[dict]:
+    """Run each notebook once in ``profile`` and judge it: [{notebook, ok, seconds, peak_gib, error,
+    held, why, effects}]."""
+    rows = []
+    for name in names:
+        run = run_one(name, profile)
+        row = {k: run[k] for k in ("notebook", "ok", "seconds", "peak_gib", "error")}
+        module = test_module(name)
+        row |= judge(module, run["results"]) if "results" in run else {"held": {}, "why": {}, "effects": {}}
+        row["expected_to_fail"] = [n for n, (_, expected) in findings(module).items() if not expected]
+        rows.append(row)
+        print(f"{name}: {row['seconds']} s, {row['peak_gib']} GiB, "
+              f"{sum(row['held'].values())} of {len(row['held'])} findings held", file=sys.stderr)
+    return rows
+
+
+def markdown(rows: list[dict], profile: str) -> str:
+    lines = [f"# The course in the `{profile}` profile", "",
+             f"Made by `python benchmarks/report.py --profile {profile}` on {time.strftime('%Y-%m-%d')}. "
+             f"Budget (ci): {BUDGET_S} s and {BUDGET_GIB:.2f} GiB per notebook.", "",
+             "| notebook | ran | wall time (s) | peak memory (GiB) | findings held |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['notebook']} | {'yes' if r['ok'] else 'FAILED'} | {r['seconds']} | {r['peak_gib']} | "
+                     f"{sum(r['held'].values())} of {len(r['held'])} |")
+    for r in rows:
+        lines += ["", f"## {r['notebook']}", ""]
+        if r["error"]:
+            lines += ["The run failed:", "", "```", r["error"][-1500:], "```"]
+        for name, held in r["held"].items():
+            note = " (known not to hold)" if name in r["expected_to_fail"] else ""
+            lines.append(f"- {'held' if held else '**did not hold**'}: `{name}`{note}"
+                         + (f" - {r['why'][name]}" if name in r["why"] else ""))
+        for label, value in r["effects"].items():
+            lines.append(f"- {label}: {value:.4g}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="ci", choices=("ci", "cpu", "gpu"))
+    parser.add_argument("--only", nargs="*", help="notebook names (default: all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports")
+    ns = parser.parse_args(argv)
+    names = ns.only or sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").exists()]
+    if unknown:
+        parser.error(f"no notebook {', '.join(unknown)}")
+    rows = report(names, ns.profile)
+    ns.out.mkdir(parents=True, exist_ok=True)
+    (ns.out / f"course-{ns.profile}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (ns.out / f"course-{ns.profile}.md").write_text(markdown(rows, ns.profile))
+    print(f"report: {ns.out / f'course-{ns.profile}.md'}")
+    sys.exit(0 if all(r["ok"] for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()
