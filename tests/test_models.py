@@ -98,3 +98,17 @@ def test_a_bad_dtype_is_one_sentence_listing_the_valid_ones(base):
         load_model(dtype="float8")
     model, _ = load_model(dtype="fp32")
     assert next(model.parameters()).dtype.is_floating_point
+
+
+def test_a_bf16_checkpoint_loads_in_fp32_for_training_unless_auto(base, tmp_path):
+    """transformers 5 loads a bf16 checkpoint (SmolLM2's) in bf16 by default, where full fine-tuning's small
+    updates vanish; the course loads fp32 master weights and leaves bf16 to the Trainer's autocast."""
+    import torch
+
+    model, tok = base
+    import copy
+
+    copy.deepcopy(model).to(torch.bfloat16).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert next(load_model(str(tmp_path))[0].parameters()).dtype == torch.float32
+    assert next(load_model(str(tmp_path), dtype="auto")[0].parameters()).dtype == torch.bfloat16

@@ -69,8 +69,8 @@ def parse_dtype(dtype):
     if isinstance(dtype, str) and dtype.lower() in DTYPES:
         name = DTYPES[dtype.lower()]
         return name if name == "auto" else getattr(torch, name)
-    raise ModelError(f"Unknown dtype {dtype!r}: use None (the checkpoint's), 'auto', a torch dtype, or one of "
-                     f"{', '.join(sorted(DTYPES))}.")
+    raise ModelError(f"Unknown dtype {dtype!r}: use None (float32), 'auto' (the checkpoint's), a torch dtype, "
+                     f"or one of {', '.join(sorted(DTYPES))}.")
 
 
 def hub_reachable(timeout: float = 2.0) -> bool:
@@ -95,11 +95,15 @@ _reachable: bool | None = None
 
 def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
     """Load (model, tokenizer). ``course-base`` is the shipped model; anything else is a hub id
-    or a local folder, loaded with the same ``from_pretrained`` calls."""
+    or a local folder, loaded with the same ``from_pretrained`` calls. ``dtype`` None loads float32
+    weights, what training wants (mixed precision on a GPU is the Trainer's autocast over fp32 master
+    weights: transformers 5 would otherwise load a bf16 checkpoint such as SmolLM2 in bf16, where small
+    updates vanish); ``"auto"`` keeps the checkpoint's dtype."""
+    import torch
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = parse_dtype(dtype)
+    dtype = torch.float32 if dtype is None else parse_dtype(dtype)
     source = str(base_model_dir()) if model_id == COURSE_MODEL else model_id
     if model_id == COURSE_MODEL and not Path(source).is_dir():
         raise ModelError(f"The course model folder {source} is missing: run from a clone of the "

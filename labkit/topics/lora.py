@@ -224,7 +224,7 @@ def update_spectra(before, after, modules=TARGETS["all linear"]) -> dict[str, to
     out = {}
     for name, p in after.named_parameters():
         if name.endswith(".weight") and name.split(".")[-2] in modules:
-            delta = (p.detach().float() - old[name].detach().float()).cpu()
+            delta = p.detach().float().cpu() - old[name].detach().float().cpu()  # the models may sit on two devices
             out[name.removeprefix("model.").removesuffix(".weight")] = torch.linalg.svdvals(delta)
     return out
 
