@@ -1,9 +1,17 @@
 """Widgets are thin shells: headless they call the pure function once with its defaults and build
 nothing; live they are ipywidgets whose controls start at those defaults and call the function."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from labkit import widgets
+
+# Colab ships ipywidgets 7.7 (the test environment has 8): this file runs again against 7.7.1.
+IPYWIDGETS_7 = ["ipywidgets==7.7.1", "widgetsnbextension~=3.6.0", "jupyterlab-widgets~=1.0", "ipython_genutils"]
 
 
 def test_headless_draws_once_with_the_defaults_and_builds_no_widget(monkeypatch):
@@ -28,6 +36,7 @@ def test_live_widget_starts_at_the_defaults_and_calls_the_function(monkeypatch):
     w = widgets.interact(show, x=(1, 10, 1), kind=["a", "b", "c"])
     assert isinstance(w, ipywidgets.interactive)
     assert w.kwargs == {"x": 3, "kind": "b"}
+    assert calls == [(3, "b")]  # drawn once at the defaults, before any change (ipywidgets 7 waits for one)
     w.children[1].value = "c"
     assert calls[-1] == (3, "c")
 
@@ -78,3 +87,22 @@ def test_memory_calculator_draws_a_whole_figure_every_time(monkeypatch):
         pixels = np.asarray(canvas.buffer_rgba())
         assert len(np.unique(pixels.reshape(-1, 4), axis=0)) > 20  # drawn, not a blank canvas
     plt.close("all")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("LABKIT_IPYWIDGETS_7") == "1", reason="this is the run on ipywidgets 7.7")
+def test_this_file_passes_on_ipywidgets_7_7_as_on_colab(tmp_path):
+    """Installs ipywidgets 7.7.1 beside the environment (pip --target, from the package index) and runs
+    this file again with it first on the path."""
+    target = tmp_path / "ipywidgets7"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                          *IPYWIDGETS_7], capture_output=True, text=True)
+    assert pip.returncode == 0, f"could not install ipywidgets 7.7.1 from the package index: {pip.stderr[-500:]}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]),
+           "LABKIT_IPYWIDGETS_7": "1"}
+    version = subprocess.run([sys.executable, "-c", "import ipywidgets; print(ipywidgets.__version__)"],
+                             capture_output=True, text=True, env=env).stdout.strip()
+    assert version == "7.7.1"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+                         capture_output=True, text=True, env=env, cwd=Path(__file__).parent)
+    assert run.returncode == 0, run.stdout[-3000:]

@@ -29,7 +29,10 @@ def interact(show, **controls):
         return None
     import ipywidgets as widgets
 
-    return widgets.interactive(show, **controls)
+    w = widgets.interactive(show, **controls)
+    if not w.kwargs:  # ipywidgets 7 (Colab's) would draw only after the first change: draw the defaults now
+        w.update()
+    return w
 
 
 # ---------------------------------------------------------------- 00: a person, and what the model knows
