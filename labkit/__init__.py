@@ -56,6 +56,14 @@ def quiet() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
+def doctor(notebook=None, profile=None) -> dict:
+    """What this machine has for the course: versions, device, profile, what is missing (see
+    labkit.engine.doctor)."""
+    from .engine.doctor import doctor as _doctor
+
+    return _doctor(notebook, profile)
+
+
 def get_profile(name=None, **overrides):
     """The validated settings of profile ``name`` (see labkit.core.settings.get_profile)."""
     from .core.settings import get_profile as _get
