@@ -34,7 +34,7 @@ MODULES = {
     "preferences": "core.preferences", "labelled": "core.labelled", "domain": "core.domain", "skew": "core.skew",
     "prose": "core.prose",
     "models": "model.loading", "tokenizer": "model.tokenizer", "pretrain": "model.pretrain",
-    "card": "engine.card",
+    "card": "engine.card", "checkup": "engine.doctor",
     "train": "engine.train", "callbacks": "engine.callbacks", "evaluate": "engine.evaluate",
     "capabilities": "engine.capabilities", "records": "engine.records",
     "peft_config": "engine.peft_config", "memory": "engine.memory",

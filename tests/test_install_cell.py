@@ -50,7 +50,7 @@ def test_running_the_cell_twice_clones_and_installs_once(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "labkit", None)  # not installed yet: importing it raises ImportError
     monkeypatch.setattr("subprocess.run", fake_run)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LABKIT_DATA", raising=False)
+    monkeypatch.setenv("LABKIT_DATA", "before")  # recorded, so what the cell sets is undone after the test
     for _ in range(2):  # a second run (e.g. after a restart) must neither clone nor install again
         exec(compile(source, "install-cell", "exec"), {})
         assert Path.cwd() == course_dir / "notebooks"
