@@ -71,28 +71,23 @@ def train(out: str | Path, *, steps: int, batch: int, accum: int = 1, lr: float 
     parallel when launched in several processes). Writes ``process-RANK.json`` (rank, world size,
     process id, the loss at every step) into ``out``, and rank 0 the final weights; returns the record."""
     from safetensors.torch import save_model
-    from transformers import TrainerCallback
 
+    from labkit.engine.callbacks import LossHistory
     from labkit.engine.train import fit
     from labkit.model.loading import load_model
 
     model, tok = load_model()
     start = {k: v.detach().clone() for k, v in model.named_parameters()}  # tied weights once
-    losses = []
-
-    class Losses(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                losses.append(logs["loss"])
-
+    history = LossHistory()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = fit(model, tok, _task(examples, seed), out_dir=str(out / "trainer"), steps=steps, batch_size=batch,
               lr=lr, seed=seed, progress=False, logging_strategy="steps", logging_steps=1,
-              gradient_accumulation_steps=accum, callbacks=[Losses()])
-    moved = sum(((v.detach() - start[k]) ** 2).sum().item() for k, v in model.named_parameters()) ** 0.5
-    record = _whoami() | {"losses": losses, "steps": run.steps, "seconds": run.seconds, "batch": batch,
-                          "accum": accum, "moved": moved}  # moved: L2 norm of the whole update
+              gradient_accumulation_steps=accum, callbacks=[history])
+    moved = l2_distance({k: v.detach() for k, v in model.named_parameters()}, start)
+    record = _whoami() | {"losses": [loss for _, loss in history.train], "steps": run.steps,
+                          "seconds": run.seconds, "batch": batch, "accum": accum,
+                          "moved": moved}  # moved: L2 norm of the whole update
     (out / f"process-{record['rank']}.json").write_text(json.dumps(record))
     if record["rank"] == 0:
         save_model(model, str(out / "weights.safetensors"))  # tied embeddings saved once
@@ -117,6 +112,11 @@ def processes_check(run: dict) -> dict:
             "backend": procs[0]["backend"]}
 
 
+def l2_distance(a: dict, b: dict) -> float:
+    """The L2 norm of the difference between two sets of named tensors (the same names)."""
+    return sum(((a[k] - b[k]) ** 2).sum().item() for k in a) ** 0.5
+
+
 def weights_gap(a: str | Path, b: str | Path) -> float:
     """The L2 norm of the difference between two runs' final weights (safetensors files)."""
     from safetensors.torch import load_file
@@ -124,7 +124,7 @@ def weights_gap(a: str | Path, b: str | Path) -> float:
     wa, wb = load_file(str(a)), load_file(str(b))
     if set(wa) != set(wb):
         raise ValueError("The two runs saved different tensors: not the same model.")
-    return sum(((wa[k] - wb[k]) ** 2).sum().item() for k in wa) ** 0.5
+    return l2_distance(wa, wb)
 
 
 def same_training(run: dict, reference: dict, tolerance: float) -> dict:
