@@ -20,20 +20,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seeds import findings, judge, test_module  # noqa: E402
 
-from notebooks import BUDGET_GIB, BUDGET_S, NOTEBOOKS, ROOT, run_one  # noqa: E402
+from notebooks import BUDGET_GIB, BUDGET_S, NOTEBOOKS, ROOT, reference_step_seconds, run_one  # noqa: E402
 
 
-def report(names: list[str], profile: str) -> list[dict]:
+def report(names: list[str], profile: str, done=None) -> list[dict]:
     """Run each notebook once in ``profile`` and judge it: [{notebook, ok, seconds, peak_gib, error,
-    held, why, effects}]."""
+    held, why, effects, step_s}] (``step_s``: the machine's reference step just before the run).
+    ``done(row)`` is called after each notebook."""
     rows = []
     for name in names:
+        step_s = round(reference_step_seconds(), 3)
         run = run_one(name, profile)
         row = {k: run[k] for k in ("notebook", "ok", "seconds", "peak_gib", "error")}
         module = test_module(name)
         row |= judge(module, run["results"]) if "results" in run else {"held": {}, "why": {}, "effects": {}}
         row["expected_to_fail"] = [n for n, (_, expected) in findings(module).items() if not expected]
+        row["step_s"] = step_s
         rows.append(row)
+        if done:
+            done(row)
         print(f"{name}: {row['seconds']} s, {row['peak_gib']} GiB, "
               f"{sum(row['held'].values())} of {len(row['held'])} findings held", file=sys.stderr)
     return rows
@@ -41,12 +46,14 @@ def report(names: list[str], profile: str) -> list[dict]:
 
 def markdown(rows: list[dict], profile: str) -> str:
     lines = [f"# The course in the `{profile}` profile", "",
-             f"Made by `python benchmarks/report.py --profile {profile}` on {time.strftime('%Y-%m-%d')}. "
-             f"Budget (ci): {BUDGET_S} s and {BUDGET_GIB:.2f} GiB per notebook.", "",
-             "| notebook | ran | wall time (s) | peak memory (GiB) | findings held |", "|---|---|---|---|---|"]
+             f"Made by `python benchmarks/report.py --profile {profile}` (last run {time.strftime('%Y-%m-%d')}). "
+             f"Budget (ci): {BUDGET_S} s and {BUDGET_GIB:.2f} GiB per notebook. Machine speed: the seconds of "
+             "one reference training step just before each run (the slower the machine, the larger).", "",
+             "| notebook | ran | wall time (s) | peak memory (GiB) | findings held | machine speed (s/step) |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['notebook']} | {'yes' if r['ok'] else 'FAILED'} | {r['seconds']} | {r['peak_gib']} | "
-                     f"{sum(r['held'].values())} of {len(r['held'])} |")
+                     f"{sum(r['held'].values())} of {len(r['held'])} | {r.get('step_s', '')} |")
     for r in rows:
         lines += ["", f"## {r['notebook']}", ""]
         if r["error"]:
@@ -70,11 +77,19 @@ def main(argv=None):
     unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").exists()]
     if unknown:
         parser.error(f"no notebook {', '.join(unknown)}")
-    rows = report(names, ns.profile)
     ns.out.mkdir(parents=True, exist_ok=True)
-    (ns.out / f"course-{ns.profile}.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (ns.out / f"course-{ns.profile}.md").write_text(markdown(rows, ns.profile))
-    print(f"report: {ns.out / f'course-{ns.profile}.md'}")
+    path = ns.out / f"course-{ns.profile}.json"
+    # a partial run (--only) updates its notebooks' rows and keeps the others
+    kept = {r["notebook"]: r for r in json.loads(path.read_text())} if path.exists() else {}
+
+    def write(row):
+        kept[row["notebook"]] = row
+        rows = [kept[n] for n in sorted(kept)]
+        path.write_text(json.dumps(rows, indent=1) + "\n")
+        path.with_suffix(".md").write_text(markdown(rows, ns.profile))
+
+    rows = report(names, ns.profile, done=write)
+    print(f"report: {path.with_suffix('.md')}")
     sys.exit(0 if all(r["ok"] for r in rows) else 1)
 
 

@@ -69,3 +69,23 @@ def test_the_report_lists_every_finding_with_its_verdict():
     assert "| 12_scaling_out | yes | 99.1 | 1.71 | 1 of 2 |" in text and "| 05_rag | FAILED |" in text
     assert "- **did not hold**: `test_b` - AssertionError: 0.3 > 0.1" in text and "- gap: 7.5e-05" in text
     assert "boom" in text
+
+
+def test_a_partial_report_run_updates_its_rows_and_keeps_the_others(tmp_path, monkeypatch):
+    def fake_report(names, profile, done=None):
+        rows = [{"notebook": n, "ok": True, "seconds": 2.0, "peak_gib": 0.5, "error": "", "held": {},
+                 "why": {}, "effects": {}, "expected_to_fail": [], "step_s": 0.6} for n in names]
+        for row in rows:
+            done(row)
+        return rows
+
+    monkeypatch.setattr(report, "report", fake_report)
+    for only in (["00_tour", "01_full_finetuning"], ["01_full_finetuning"]):
+        with pytest.raises(SystemExit) as exit:
+            report.main(["--profile", "cpu", "--out", str(tmp_path), "--only", *only])
+        assert exit.value.code == 0
+    import json
+
+    rows = json.loads((tmp_path / "course-cpu.json").read_text())
+    assert [r["notebook"] for r in rows] == ["00_tour", "01_full_finetuning"]
+    assert "| 01_full_finetuning | yes | 2.0 | 0.5 | 0 of 0 | 0.6 |" in (tmp_path / "course-cpu.md").read_text()

@@ -22,6 +22,14 @@ from labkit.core.world import END
 from labkit.engine.callbacks import BarOnly, NotebookBarOnly, PeakMemory
 
 
+def completion_example(prompt_ids: list[int], completion_ids: list[int], max_len: int = 512) -> dict:
+    """One training row for completion loss: the prompt's tokens then the completion's, with labels
+    -100 (ignored by the loss) on the prompt, so only the completion is learned; cut at ``max_len``."""
+    ids = (prompt_ids + completion_ids)[:max_len]
+    labels = ([-100] * len(prompt_ids) + completion_ids)[:max_len]
+    return {"input_ids": ids, "labels": labels}
+
+
 class CompletionDataset(Dataset):
     """(prompt, completion) pairs tokenized for causal-LM training on the completion only."""
 
@@ -30,10 +38,7 @@ class CompletionDataset(Dataset):
         for prompt, completion in pairs:
             p = tokenizer(prompt).input_ids
             c = tokenizer(f" {completion}{END}", add_special_tokens=False).input_ids
-            c = c + [tokenizer.eos_token_id]
-            ids = (p + c)[:max_len]
-            labels = ([-100] * len(p) + c)[:max_len]
-            self.rows.append({"input_ids": ids, "labels": labels})
+            self.rows.append(completion_example(p, c + [tokenizer.eos_token_id], max_len))
 
     def __len__(self):
         return len(self.rows)

@@ -102,6 +102,17 @@ def replay_pairs(world: W.World, n: int, seed: int = 0) -> list[tuple[str, str]]
     return pairs
 
 
+def mix_replay(new: list, old: list, fraction: float) -> list:
+    """Replay: the fine-tuning examples with ``int(fraction * len(new))`` of them replaced by the
+    first examples of ``old`` (same length, so the same step budget buys fewer new examples)."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"The replay fraction is a share in [0, 1], got {fraction!r}.")
+    n = int(fraction * len(new))
+    if len(old) < n:
+        raise ValueError(f"Replay needs {n} old examples, got {len(old)}.")
+    return new[n:] + old[:n]
+
+
 def forgotten_facts(before_model, after_model, tokenizer, people: list[W.Person]) -> list[dict]:
     """Facts the first model answered right and the second answers wrong (with both answers)."""
     from labkit.engine.evaluate import exact_match, generate

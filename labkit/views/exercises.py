@@ -1,0 +1,358 @@
+"""Exercises that check themselves, offline and in seconds.
+
+Every notebook has an "Exercises" section: a cell tagged ``exercise`` holds a stub for the learner to
+fill in (a function, or a predicted number), and the cell after it calls ``lk.exercises.check(id,
+answer)``, which prints whether the answer is right and, if not, what was wrong and a hint. A check
+never raises: a learner's error is part of the message. The truth each check compares with comes from
+the labkit function the notebook uses, so an exercise cannot drift from the course.
+
+Solutions live outside the notebooks, in ``solutions/NN_name.py`` (cells in the percent format,
+``# %% 03.1``). ``python -m labkit.views.exercises NOTEBOOK`` writes a copy of a notebook with the
+solutions filled in; the tests run every check both ways (the stub fails, the solution passes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Exercise:
+    notebook: str                              # the notebook it belongs to, e.g. "03_lora_rank"
+    task: str                                  # what to do, in one line
+    verdict: Callable[[Any], str | None]       # None when right, else what is wrong
+    hint: str                                  # shown with a wrong answer
+    why: str = ""                              # shown with a right answer: what it means
+
+
+class Wrong(Exception):
+    """What is wrong with an answer (raised inside a check)."""
+
+
+def _cases(function, reference, cases, same=lambda a, b: a == b, show=repr):
+    """Call the learner's ``function`` and the ``reference`` on each case (a tuple of arguments)."""
+    if not callable(function):
+        raise Wrong(f"expected a function, got {type(function).__name__}")
+    for args in cases:
+        expected = reference(*args)
+        try:
+            got = function(*args)
+        except Exception as error:  # the learner's code: report, do not crash the notebook
+            raise Wrong(f"calling it on {_args(args, show)} raised {type(error).__name__}: {error}") from None
+        if got is Ellipsis or got is None:
+            raise Wrong("it returns nothing yet (replace the `...`)")
+        if not same(got, expected):
+            raise Wrong(f"on {_args(args, show)} it gave {show(got)}, expected {show(expected)}")
+
+
+def _args(args, show) -> str:
+    return "(" + ", ".join(show(a) for a in args) + ")"
+
+
+def _close(tolerance: float):
+    return lambda a, b: isinstance(a, (int, float)) and math.isclose(a, b, rel_tol=tolerance, abs_tol=1e-9)
+
+
+def _prediction(answer, truth: float, tolerance: float, unit: str = "") -> None:
+    """A predicted number within ``tolerance`` (relative) of ``truth``; says too high or too low."""
+    if answer is Ellipsis or answer is None:
+        raise Wrong("no prediction yet (replace the `...` with a number)")
+    if not isinstance(answer, (int, float)) or isinstance(answer, bool):
+        raise Wrong(f"expected a number, got {answer!r}")
+    if not math.isclose(answer, truth, rel_tol=tolerance):
+        raise Wrong(f"{answer:g}{unit} is too {'high' if answer > truth else 'low'}")
+
+
+# ---------------------------------------------------------------- the checks, one per exercise
+
+def _tokens(count_tokens):
+    from labkit.model.loading import load_model
+
+    _, tokenizer = load_model()
+    texts = ["Relo Rema was born in Fort Elvet .", "Q : where was Relo Rema born ? A :", "colour"]
+    _cases(lambda text: count_tokens(tokenizer, text), lambda text: len(tokenizer(text).input_ids),
+           [(t,) for t in texts])
+
+
+def _exact_match(exact_match):
+    from labkit.core.scoring import exact_match as reference
+
+    _cases(exact_match, reference, [("Fort Elvet", "Fort Elvet"), (" Fort Elvet ", "Fort Elvet"),
+                                    ("fort elvet", "Fort Elvet"), ("Fort Elvet .", "Fort Elvet"),
+                                    ("Fort", "Fort Elvet")])
+
+
+def _adamw_bytes(adamw_bytes):
+    import torch
+
+    from labkit.engine.memory import full_finetuning_bytes
+
+    layer = torch.nn.Linear(10, 1, bias=False)  # fp32, as notebook 01 trains
+    per_parameter = full_finetuning_bytes(layer)["total"] / 10
+    _cases(adamw_bytes, lambda n: per_parameter * n, [(10,), (3_240_000,), (7_000_000_000,)], same=_close(1e-9))
+
+
+def _completion_example(make_example):
+    from labkit.engine.train import completion_example
+
+    _cases(make_example, lambda p, c: completion_example(p, c),
+           [([2, 10, 11], [20, 21, 3]), ([2], [7, 3]), ([2, 5, 6, 7, 8], [9, 3])])
+
+
+def _fell_steadily(fell_steadily):
+    from labkit.topics.forgetting import steady
+
+    curves = [[0.9, 0.7, 0.5, 0.5], [0.9, 0.5, 0.6, 0.3], [0.9, 0.5, 0.53, 0.3], [0.2, 0.2, 0.2], [0.8]]
+    _cases(fell_steadily, lambda values, tol: steady([{"qa_recall": v} for v in values], tolerance=tol),
+           [(c, 0.05) for c in curves] + [([0.9, 0.5, 0.6, 0.3], 0.2)])
+
+
+def _replay(mix_replay):
+    from labkit.topics.forgetting import mix_replay as reference
+
+    new = [(f"new {i}", "x") for i in range(20)]
+    old = [(f"old {i}", "y") for i in range(40)]
+    for fraction in (0.0, 0.25, 0.5):
+        try:
+            got = mix_replay(new, old, fraction)
+        except Exception as error:
+            raise Wrong(f"mix_replay(new, old, {fraction}) raised {type(error).__name__}: {error}") from None
+        if got is Ellipsis or got is None:
+            raise Wrong("it returns nothing yet (replace the `...`)")
+        want = reference(new, old, fraction)
+        if len(got) != len(want):
+            raise Wrong(f"with fraction {fraction} it gave {len(got)} examples; the step budget stays "
+                        f"{len(want)} (replace, do not add)")
+        n_old = sum(pair in old for pair in got)
+        if n_old != sum(pair in old for pair in want) or not all(pair in old or pair in new for pair in got):
+            raise Wrong(f"with fraction {fraction}, {n_old} of {len(got)} examples are old ones; expected "
+                        f"{sum(pair in old for pair in want)}")
+
+
+def _lora_parameters(lora_parameters):
+    from labkit.topics.lora import init_adapter
+
+    _cases(lora_parameters, lambda d_in, d_out, r: sum(t.numel() for t in init_adapter(d_in, d_out, r)),
+           [(256, 256, 4), (576, 1536, 8), (4096, 11008, 16), (10, 3, 1)])
+
+
+def _lora_forward(lora_forward):
+    import torch
+
+    from labkit.topics.lora import lora_forward as reference
+
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(5, 8, generator=g), torch.randn(6, 8, generator=g), torch.randn(r, 8, generator=g),
+              torch.randn(6, r, generator=g), s) for r, s in ((2, 4.0), (4, 0.5))]
+    _cases(lora_forward, reference, cases, same=lambda a, b: torch.is_tensor(a) and a.shape == b.shape
+           and torch.allclose(a, b, atol=1e-5), show=lambda t: f"a tensor of shape {tuple(t.shape)}"
+           if hasattr(t, "shape") else repr(t))
+
+
+def _nf4_bits(bits_per_parameter):
+    from labkit.topics.qlora.estimate import quant_bits
+
+    _cases(bits_per_parameter, quant_bits, [(False, 64), (True, 64), (False, 32), (True, 128)], same=_close(1e-6))
+
+
+def _fits(answer):
+    from labkit.topics.qlora.estimate import calculator
+
+    methods = ("full", "lora", "qlora")
+    truth = {m for m in methods if calculator("Llama-2-7B", m, card="T4 16 GB")["verdict"]["fits"]}
+    if answer is Ellipsis or answer is None:
+        raise Wrong("no prediction yet (replace the `...` with a set such as {'lora'})")
+    if not isinstance(answer, (set, list, tuple, frozenset)) or not set(answer) <= set(methods):
+        raise Wrong(f"expected a set of methods among {', '.join(methods)}, got {answer!r}")
+    if set(answer) != truth:
+        missing, extra = truth - set(answer), set(answer) - truth
+        raise Wrong("; ".join(filter(None, [f"{', '.join(sorted(missing))} does fit" if missing else "",
+                                            f"{', '.join(sorted(extra))} does not fit" if extra else ""])))
+
+
+def _recall(recall_at_k):
+    from labkit.topics.rag.retrieval import recall_at_k as reference
+
+    retrieved = [[3, 1, 2], [0, 4, 5], [2, 0, 1], [5, 4, 3]]
+    gold = [1, 0, 3, 3]
+    _cases(recall_at_k, reference, [(retrieved, gold, k) for k in (1, 2, 3)], same=_close(1e-9))
+
+
+def _rag_prompt(rag_prompt):
+    from labkit.topics.rag.retrieval import rag_prompt as reference
+
+    passages = ["Relo Rema was born in Fort Elvet .", "Duta Bisi likes the colour violet ."]
+    _cases(rag_prompt, lambda p, q: reference(p, q), [(passages, "Q : where was Relo Rema born ? A :"),
+                                                      (passages[:1], "Q : when was Relo Rema born ? A :")])
+
+
+def _trainable_share(trainable_share):
+    from labkit.engine.train import count_parameters
+    from labkit.model.loading import load_model
+    from labkit.topics.lora import apply_lora
+
+    model, _ = load_model()
+    lora_model = apply_lora(load_model()[0], rank=4, alpha=8)
+
+    def reference(m):
+        counts = count_parameters(m)
+        return counts["trainable"] / counts["total"]
+
+    _cases(trainable_share, reference, [(model,), (lora_model,)], same=_close(1e-6),
+           show=lambda m: type(m).__name__ if not isinstance(m, float) else f"{m:.6f}")
+
+
+def _pareto(pareto_front):
+    from labkit.topics.peft_family import pareto_front as reference
+
+    points = [{"full": (3.2e6, 0.9), "LoRA": (1e5, 0.85), "IA3": (2e3, 0.4), "prompt": (2.5e3, 0.3)},
+              {"a": (10, 0.5), "b": (10, 0.6), "c": (5, 0.6), "d": (20, 0.9)}]
+    _cases(pareto_front, lambda p: reference(p), [(p,) for p in points],
+           same=lambda a, b: isinstance(a, (list, tuple)) and sorted(a) == sorted(b))
+
+
+def _zero_bytes(zero_bytes_per_device):
+    from labkit.topics.scaling import zero_bytes
+
+    _cases(zero_bytes_per_device, lambda n, d, stage: zero_bytes(n, d, stage)["total"],
+           [(7.5e9, 64, stage) for stage in (0, 1, 2, 3)] + [(1e9, 8, 2)], same=_close(1e-6))
+
+
+def _zero3_70b(answer):
+    from labkit.topics.scaling import zero_bytes
+
+    _prediction(answer, zero_bytes(70e9, 8, 3)["total"] / 1e9, tolerance=0.05, unit=" GB")
+
+
+EXERCISES = {
+    "00.1": Exercise("00_tour", "count_tokens(tokenizer, text): how many tokens the model reads for a text",
+                     _tokens, "The tokenizer adds a start token (<bos>) in front: compare tokenizer.tokenize(text) "
+                     "with tokenizer(text).input_ids.",
+                     "The model reads token ids, including the <bos> the tokenizer adds."),
+    "00.2": Exercise("00_tour", "exact_match(prediction, reference): the course's strict exact match",
+                     _exact_match, "Strict means the same text once the spaces around it are removed; case "
+                     "and a trailing full stop count.",
+                     "A strict metric: the model must write the value and nothing else."),
+    "01.1": Exercise("01_full_finetuning", "adamw_bytes(n_params): the memory bill of full fine-tuning in fp32",
+                     _adamw_bytes, "Count four fp32 tensors per parameter: the weight, its gradient and AdamW's "
+                     "two moments (4 bytes each).",
+                     "16 bytes per parameter before any activation: 112 GB for a 7B model."),
+    "01.2": Exercise("01_full_finetuning", "make_example(prompt_ids, completion_ids): input_ids and labels for "
+                     "completion loss", _completion_example, "Labels are the input ids, with -100 in place of "
+                     "every prompt token (the loss ignores -100); no shifting: the model shifts them itself.",
+                     "Only the completion is learned; the prompt is context."),
+    "02.1": Exercise("02_forgetting", "fell_steadily(values, tolerance): did recall fall at every probe point?",
+                     _fell_steadily, "True when no value is more than `tolerance` above the one before it "
+                     "(a flat stretch is fine); compare each value with the previous one.",
+                     "How the notebook asks whether forgetting grows with the number of steps."),
+    "02.2": Exercise("02_forgetting", "mix_replay(new, old, fraction): replace a share of the fine-tuning "
+                     "examples with old ones", _replay, "Keep the length of `new` (the step budget): "
+                     "int(fraction * len(new)) examples come from `old`, the rest from `new`.",
+                     "Replay spends part of the budget on old text: the cheapest cure for forgetting."),
+    "03.1": Exercise("03_lora_rank", "lora_parameters(d_in, d_out, rank): what one LoRA adapter trains",
+                     _lora_parameters, "A is rank x d_in and B is d_out x rank.",
+                     "Linear in the rank: r (d_in + d_out), against d_in d_out for the full matrix."),
+    "03.2": Exercise("03_lora_rank", "lora_forward(x, W, A, B, s): one LoRA layer's output", _lora_forward,
+                     "Rows of x are inputs: x W^T is the frozen path; add s times x A^T B^T.",
+                     "The same equation PEFT computes; merge W + s B A and the extra path costs nothing."),
+    "04.1": Exercise("04_qlora_memory", "bits_per_parameter(double_quant, blocksize): NF4's real cost",
+                     _nf4_bits, "4 bits per weight, plus one fp32 absmax per block; double quantization stores "
+                     "that absmax in 8 bits, with one fp32 constant per 256 blocks.",
+                     "NF4 is 4.5 bits per parameter, 4.127 with double quantization (block 64)."),
+    "04.2": Exercise("04_qlora_memory", "predict: which of full, LoRA and QLoRA fit a 7B model on a 16 GB T4?",
+                     _fits, "Try lk.estimate.calculator('Llama-2-7B', method, card='T4 16 GB') for each method "
+                     "after you predict.",
+                     "The 16 bytes per parameter of full fine-tuning rule out a T4; bf16 weights alone are 13 GiB."),
+    "05.1": Exercise("05_rag_vs_finetuning", "recall_at_k(retrieved, gold, k): how often the right passage is "
+                     "in the top k", _recall, "For each question, is gold[i] among retrieved[i][:k]? Average "
+                     "over questions.", "Retrieval's ceiling: the reader cannot use a passage it was not given."),
+    "05.2": Exercise("05_rag_vs_finetuning", "rag_prompt(passages, question): the prompt the reader gets",
+                     _rag_prompt, "Each passage as 'passage : <text>', best first, then the question (it already "
+                     "reads 'Q : ... A :'), all joined by single spaces.",
+                     "The same format as pretraining's reading passages, so the base model can read it."),
+    "06.1": Exercise("06_peft_family", "trainable_share(model): the share of parameters that train",
+                     _trainable_share, "Sum p.numel() over parameters with p.requires_grad, and divide by the "
+                     "sum over all of them.", "What the x axis of the Pareto plot counts."),
+    "06.2": Exercise("06_peft_family", "pareto_front(points): the methods no other beats on both counts",
+                     _pareto, "points is {method: (trainable parameters, accuracy)}: a method is beaten when "
+                     "another has no more parameters and no less accuracy, and is better on one.",
+                     "The methods worth considering at some parameter budget."),
+    "12.1": Exercise("12_scaling_out", "zero_bytes_per_device(n_params, devices, stage): the ZeRO paper's "
+                     "accounting", _zero_bytes, "2 + 2 + 12 bytes per parameter (fp16 weights, fp16 gradients, "
+                     "Adam's fp32 states); stage 1 divides the 12 by the devices, stage 2 also the gradients, "
+                     "stage 3 also the weights.", "Figure 1 of the ZeRO paper: 120 GB, 31.4, 16.6 and 1.9 GB."),
+    "12.2": Exercise("12_scaling_out", "predict: GB per GPU for a 70B model's states on 8 GPUs under ZeRO-3 "
+                     "(within 5%)", _zero3_70b, "Stage 3 shards all 16 bytes per parameter over the 8 GPUs "
+                     "(activations not counted).", "140 GB: more than an 80 GB card, so 70B needs more GPUs, "
+                     "CPU offload or LoRA."),
+}
+
+
+def check(exercise_id: str, answer) -> bool:
+    """Print whether ``answer`` solves exercise ``exercise_id`` (with a hint when not); return it."""
+    if exercise_id not in EXERCISES:
+        raise ValueError(f"Unknown exercise {exercise_id!r}: choose one of {', '.join(EXERCISES)}.")
+    exercise = EXERCISES[exercise_id]
+    try:
+        exercise.verdict(answer)
+    except Wrong as wrong:
+        print(f"✗ Exercise {exercise_id}, not yet: {wrong}.\n  Hint: {exercise.hint}")
+        return False
+    print(f"✓ Exercise {exercise_id}: right. {exercise.why}")
+    return True
+
+
+# ---------------------------------------------------------------- notebooks and their solutions
+
+def exercise_cells(notebook: dict) -> list[tuple[str, dict, dict]]:
+    """(exercise id, stub cell, check cell) for each cell tagged ``exercise`` in a notebook's JSON."""
+    cells, found = notebook["cells"], []
+    for i, cell in enumerate(cells):
+        if "exercise" in cell.get("metadata", {}).get("tags", []):
+            check_cell = cells[i + 1]
+            match = re.search(r"check\(\s*['\"]([\d.]+)['\"]", "".join(check_cell["source"]))
+            if not match:
+                raise ValueError(f"the cell after exercise cell {cell.get('id')} does not call lk.exercises.check")
+            found.append((match.group(1), cell, check_cell))
+    return found
+
+
+def read_solutions(path: str | Path) -> dict[str, str]:
+    """{exercise id: solution code} from a percent-format file (cells headed ``# %% 03.1``)."""
+    parts = re.split(r"^# %% *([\d.]+)[^\n]*\n", Path(path).read_text(), flags=re.M)
+    return {parts[i]: parts[i + 1].strip() + "\n" for i in range(1, len(parts), 2)}
+
+
+def solved(notebook: dict, solutions: dict[str, str]) -> dict:
+    """A copy of ``notebook`` with each exercise cell's stub replaced by its solution."""
+    notebook = json.loads(json.dumps(notebook))
+    for exercise_id, cell, _ in exercise_cells(notebook):
+        if exercise_id not in solutions:
+            raise ValueError(f"no solution for exercise {exercise_id}")
+        cell["source"] = solutions[exercise_id].splitlines(keepends=True)
+    return notebook
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Write a copy of a notebook with its exercises solved.")
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--solutions", type=Path, help="default: solutions/<notebook name>.py beside notebooks/")
+    parser.add_argument("--out", type=Path, help="default: <notebook name>_solved.ipynb in outputs/")
+    ns = parser.parse_args(argv)
+    solutions = ns.solutions or ns.notebook.resolve().parent.parent / "solutions" / f"{ns.notebook.stem}.py"
+    out = ns.out or ns.notebook.resolve().parent.parent / "outputs" / f"{ns.notebook.stem}_solved.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    notebook = solved(json.loads(ns.notebook.read_text()), read_solutions(solutions))
+    out.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
