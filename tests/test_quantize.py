@@ -82,3 +82,18 @@ def test_gradient_flows_through_4bit_layer_after_evaluation(tiny_path):
     xg = x.clone().requires_grad_(True)
     layer(xg).sum().backward()
     assert xg.grad is not None and xg.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("capability, half, dtype", [((7, 5), "fp16", "float16"), ((8, 0), "bf16", "bfloat16")])
+def test_a_t4_computes_in_fp16_although_torch_says_it_has_bf16(monkeypatch, capability, half, dtype):
+    """A T4 (compute capability 7.5) reports bf16 as supported (emulated, slow): the course's one rule
+    looks at the capability, for training, QLoRA's compute dtype and the doctor alike."""
+    import torch
+
+    from labkit.model.loading import half_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    assert half_precision() == half
+    assert quantize.compute_dtype() == getattr(torch, dtype)

@@ -36,14 +36,15 @@ def check(notebook: str | None = None, profile: str | None = None) -> dict:
     import torch
 
     from labkit.core.settings import detect, get_profile
-    from labkit.model.loading import ModelError, base_model_dir
+    from labkit.model.loading import ModelError, base_model_dir, half_precision
 
     device = {"kind": "cpu", "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability()
         device = {"kind": "cuda", "name": torch.cuda.get_device_name(), "capability": f"{major}.{minor}",
                   "gib": torch.cuda.get_device_properties(0).total_memory / 2**30,
-                  "mixed_precision": "bf16" if major >= 8 else "fp16 (with a loss scaler; bf16 is only emulated)"}
+                  "mixed_precision": "bf16" if half_precision() == "bf16" else
+                  "fp16 (with a loss scaler; bf16 is only emulated)"}
     chosen, profile = profile is not None, profile or detect()
     try:
         model, model_problem = base_model_dir(), None

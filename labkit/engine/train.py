@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from labkit.core.world import END
 from labkit.engine.callbacks import BarOnly, NotebookBarOnly, PeakMemory
+from labkit.model.loading import half_precision
 
 
 def completion_example(prompt_ids: list[int], completion_ids: list[int], max_len: int = 512) -> dict:
@@ -91,7 +92,7 @@ def training_args(out_dir: str, *, steps: int | None = None, epochs: float | Non
     if (steps is None) == (epochs is None):
         raise ValueError("Give exactly one of steps or epochs.")
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.get_device_capability()[0] >= 8  # a T4 (7.5) only emulates bf16
+    bf16 = half_precision() == "bf16"  # a T4 (capability 7.5) trains in fp16 with a loss scaler
     strategy = "epoch" if eval_every == "epoch" else "steps" if eval_every else "no"
     every = eval_every if strategy == "steps" else None
     kwargs = dict(

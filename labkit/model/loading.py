@@ -93,6 +93,17 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 _reachable: bool | None = None
 
 
+def half_precision() -> str | None:
+    """The 16-bit type this machine trains and computes in: 'bf16' on a CUDA GPU of compute capability
+    8.0 or more, 'fp16' (with a loss scaler) on an older one such as a T4, whose bf16 is only emulated
+    (``torch.cuda.is_bf16_supported()`` says yes there), None on the CPU (fp32)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return "bf16" if torch.cuda.get_device_capability()[0] >= 8 else "fp16"
+
+
 def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
     """Load (model, tokenizer). ``course-base`` is the shipped model; anything else is a hub id
     or a local folder, loaded with the same ``from_pretrained`` calls. ``dtype`` None loads float32

@@ -12,6 +12,8 @@ from collections import defaultdict
 
 import torch
 
+from labkit.model.loading import half_precision
+
 FORMATS = ("fp32", "bf16", "int8", "nf4", "fp4", "nf4-dq")
 THEORY_BITS = {"fp32": 32.0, "bf16": 16.0, "int8": 8.0 + 32 / 4096,  # int8: one fp32 scale per row
                "nf4": 4 + 32 / 64, "fp4": 4 + 32 / 64, "nf4-dq": 4 + 8 / 64 + 32 / (64 * 256)}
@@ -22,11 +24,10 @@ class QuantizationUnavailable(RuntimeError):
 
 
 def compute_dtype() -> torch.dtype:
-    """The dtype 4-bit layers compute in: bf16 on a GPU that has it, fp16 on one that does not (a T4),
-    fp32 on the CPU. transformers' default is fp32 even on a GPU: slow, and silent about it."""
-    if torch.cuda.is_available():
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    """The dtype 4-bit layers compute in: the machine's half precision (bf16 on a GPU that has it, fp16
+    on a T4, whose bf16 is only emulated), fp32 on the CPU. transformers' default is fp32 even on a GPU:
+    slow, and silent about it."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, None: torch.float32}[half_precision()]
 
 
 def check_backend(fmt: str, device: str | None = None) -> None:
