@@ -75,6 +75,19 @@ def speeds(reports: dict, profile: str) -> str:
     return f"{min(values):.2f}-{max(values):.2f}" if values else "?"
 
 
+def totals(reports: dict) -> str:
+    """One sentence: the whole course's time and the largest peak in each measured profile."""
+    parts = []
+    for profile in PROFILES:
+        rows = reports.get(profile, {}).values()
+        if rows:
+            parts.append(f"`{profile}` {duration(sum(r['seconds'] for r in rows))} for {len(rows)} notebooks "
+                         f"(the longest {duration(max(r['seconds'] for r in rows))}, the largest peak "
+                         f"{max(r['peak_gib'] for r in rows):.2f} GiB)")
+    return ("The whole course, one notebook after another: " + "; ".join(parts) + ".") if parts else \
+        "No profile has been measured yet."
+
+
 def notebooks_table(reports: dict) -> str:
     lines = ["| notebook | teaches | ci | cpu (2 cores) | gpu (T4) | peak memory (ci / cpu) |",
              "|---|---|---|---|---|---|"]
@@ -167,8 +180,9 @@ def guide(reports: dict) -> str:
         "Written by `python benchmarks/guide.py` from the regression reports in `benchmarks/measured/` "
         "(do not edit by hand: rerun the reports, then the script). Times are wall-clock on a 2-core machine; "
         f"machine speed during the runs: `ci` {speeds(reports, 'ci')} and `cpu` {speeds(reports, 'cpu')} s per "
-        "reference step (the seconds of one full fine-tuning step of the course model; the same machine type "
-        "has run from 0.3 to 1.1 on different days, and times scale with it).", "",
+        "reference step (the seconds of one full fine-tuning step of the course model, measured before each "
+        "notebook; times scale with it, and shared machines vary from day to day).", "",
+        totals(reports), "",
         "## Choosing a profile for the room", "",
         "- `ci`: minutes, small data; every finding is asserted in this profile by the tests. Use it for a live "
         "demo, on Binder, or when the room's machines are slow.",
