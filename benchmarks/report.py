@@ -32,16 +32,25 @@ def report(names: list[str], profile: str, done=None) -> list[dict]:
         step_s = round(reference_step_seconds(), 3)
         run = run_one(name, profile)
         row = {k: run[k] for k in ("notebook", "ok", "seconds", "peak_gib", "error")}
-        module = test_module(name)
-        row |= judge(module, run["results"]) if "results" in run else {"held": {}, "why": {}, "effects": {}}
-        row["expected_to_fail"] = [n for n, (_, expected) in findings(module).items() if not expected]
         row["step_s"] = step_s
-        rows.append(row)
+        row["results"] = run.get("results")  # kept, so the findings can be judged again (--rejudge)
+        rows.append(verdicts(row))
         if done:
             done(row)
         print(f"{name}: {row['seconds']} s, {row['peak_gib']} GiB, "
               f"{sum(row['held'].values())} of {len(row['held'])} findings held", file=sys.stderr)
     return rows
+
+
+def verdicts(row: dict) -> dict:
+    """``row`` with its findings judged by the notebook's test module on the run's stored results."""
+    module = test_module(row["notebook"])
+    if row.get("results") is not None:
+        row |= judge(module, row["results"])
+    else:
+        row |= {"held": {}, "why": {}, "effects": {}}
+    row["expected_to_fail"] = [n for n, (_, expected) in findings(module).items() if not expected]
+    return row
 
 
 def markdown(rows: list[dict], profile: str) -> str:
@@ -72,6 +81,8 @@ def main(argv=None):
     parser.add_argument("--profile", default="ci", choices=("ci", "cpu", "gpu"))
     parser.add_argument("--only", nargs="*", help="notebook names (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="judge the stored runs again with the tests as they are now (no notebook runs)")
     ns = parser.parse_args(argv)
     names = ns.only or sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").exists()]
@@ -88,6 +99,11 @@ def main(argv=None):
         path.write_text(json.dumps(rows, indent=1) + "\n")
         path.with_suffix(".md").write_text(markdown(rows, ns.profile))
 
+    if ns.rejudge:
+        for row in [kept[n] for n in names if n in kept]:
+            write(verdicts(row))
+        print(f"report: {path.with_suffix('.md')} (judged again)")
+        return
     rows = report(names, ns.profile, done=write)
     print(f"report: {path.with_suffix('.md')}")
     sys.exit(0 if all(r["ok"] for r in rows) else 1)

@@ -89,3 +89,16 @@ def test_a_partial_report_run_updates_its_rows_and_keeps_the_others(tmp_path, mo
     rows = json.loads((tmp_path / "course-cpu.json").read_text())
     assert [r["notebook"] for r in rows] == ["00_tour", "01_full_finetuning"]
     assert "| 01_full_finetuning | yes | 2.0 | 0.5 | 0 of 0 | 0.6 |" in (tmp_path / "course-cpu.md").read_text()
+
+
+def test_rejudging_uses_the_stored_results_and_leaves_ci_only_checks_out_of_other_profiles(tmp_path):
+    import json
+
+    stale = {"notebook": "00_tour", "ok": True, "seconds": 50.0, "peak_gib": 0.9, "error": "", "step_s": 0.5,
+             "held": {"test_the_run_is_the_ci_profile_on_the_course_model": False}, "why": {}, "effects": {},
+             "expected_to_fail": [], "results": {"profile": "cpu", "model_id": "course-base", "unmet_bars": {}}}
+    (tmp_path / "course-cpu.json").write_text(json.dumps([stale]))
+    report.main(["--profile", "cpu", "--out", str(tmp_path), "--rejudge"])
+    held = json.loads((tmp_path / "course-cpu.json").read_text())[0]["held"]
+    assert "test_the_run_is_the_ci_profile_on_the_course_model" not in held
+    assert held["test_the_shipped_model_meets_the_bars_on_its_card"] is True

@@ -17,9 +17,14 @@ def results(tmp_path_factory):
 
 
 @pytest.mark.notebook
+@pytest.mark.ci_only
+def test_the_run_is_the_ci_profile_on_the_course_model(results):
+    assert results["profile"] == "ci" and results["model_id"] == "course-base"
+
+
+@pytest.mark.notebook
 def test_the_card_is_recomputed_from_the_weights(results):
     m, card = results["measured"], results["card"]
-    assert results["profile"] == "ci" and results["model_id"] == "course-base"
     for key in ("qa_recall", "bio_recall", "reading", "reading_k3", "perplexity", "qa_unseen_extraction"):
         assert key in m and key in card
     assert_matches_card(m, card, card, CARD_TOLERANCE)

@@ -34,8 +34,13 @@ def results(tmp_path_factory):
 
 
 @pytest.mark.notebook
-def test_fine_tuning_learns_the_record_task(results):
+@pytest.mark.ci_only
+def test_the_run_is_the_ci_profile(results):
     assert results["profile"] == "ci"
+
+
+@pytest.mark.notebook
+def test_fine_tuning_learns_the_record_task(results):
     fa = results["gain"]["field_accuracy"]
     assert fa["gain"] >= MIN_FIELD_GAIN, fa
     assert fa["after"] >= MIN_FIELD_AFTER, fa

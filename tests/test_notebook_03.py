@@ -35,6 +35,7 @@ def results(tmp_path_factory):
 
 
 @pytest.mark.notebook
+@pytest.mark.ci_only
 def test_the_run_is_the_ci_sweep(results):
     # No override given: the notebook's None parameters keep the ci profile's ranks and energy share.
     ci = get_profile("ci").lora

@@ -45,6 +45,11 @@ def results(tmp_path_factory):
 @pytest.mark.notebook
 def test_every_finding_is_recorded(results):
     assert set(memory_lab.RESULTS) <= set(results)
+
+
+@pytest.mark.notebook
+@pytest.mark.ci_only
+def test_the_run_is_the_ci_profile(results):
     assert results["profile"] == "ci"
 
 

@@ -72,3 +72,16 @@ def test_every_notebook_test_module_has_findings_the_sweep_can_judge():
     for path in sorted((Path(__file__).parent).glob("test_notebook_[0-9][0-9].py")):
         module = seeds.test_module(path.stem.removeprefix("test_notebook_") + "_notebook")
         assert seeds.findings(module), f"{path.name}: no test takes only `results`, so a seed sweep judges nothing"
+
+
+def test_a_ci_only_check_is_judged_in_ci_and_left_out_in_other_profiles():
+    m = fake_module()
+
+    @pytest.mark.ci_only
+    def test_the_run_is_the_ci_profile(results):
+        assert results["profile"] == "ci"
+
+    m.test_the_run_is_the_ci_profile = test_the_run_is_the_ci_profile
+    assert seeds.judge(m, {"gain": 1, "profile": "ci"})["held"]["test_the_run_is_the_ci_profile"] is True
+    cpu = seeds.judge(m, {"gain": 1, "profile": "cpu"})["held"]
+    assert "test_the_run_is_the_ci_profile" not in cpu and cpu["test_gain_is_positive"] is True
