@@ -116,6 +116,7 @@ class Budget(Settings):
 @dataclass(frozen=True)
 class Forgetting(Settings):
     """Notebook 02: full fine-tuning at several learning rates, LoRA at several ranks, top layers, replay."""
+    steps: int = knob(_positive_int)                 # optimiser steps of every run (batch: the profile's)
     lr_factors: tuple = knob(_each(_positive))       # full fine-tuning learning rates, as multiples of the profile's
     lora_ranks: tuple = knob(_each(_positive_int))   # LoRA ranks (all linear layers, alpha = 2 * rank)
     lora_lr_factor: float = knob(_positive)          # LoRA learning rate, as a multiple of the profile's
@@ -267,7 +268,7 @@ PROFILES = {
     "ci": Profile(
         "ci", COURSE_MODEL, n_train=192, n_eval=48, steps=60, batch_size=16, lr=1e-3, eval_every=10,
         overfit_examples=8, overfit_epochs=30, n_probe=40,
-        forgetting=Forgetting(lr_factors=(0.1, 1.0), lora_ranks=(4, 16), lora_lr_factor=1.0, top_layers=1,
+        forgetting=Forgetting(steps=60, lr_factors=(0.1, 1.0), lora_ranks=(4, 16), lora_lr_factor=1.0, top_layers=1,
                               replay_fraction=0.25, probe_points=4, n_probe_people=20, n_task_probe=16),
         # ci: four ranks; all three scalings on all linear layers, alpha ∝ r only on q,v. q,v gets twice
         # the updates (same examples) and twice the learning rate: at all-linear's budget its rank-1
@@ -295,7 +296,7 @@ PROFILES = {
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
-        forgetting=Forgetting(lr_factors=(0.1, 1.0), lora_ranks=(4, 16), lora_lr_factor=1.0, top_layers=1,
+        forgetting=Forgetting(steps=150, lr_factors=(0.1, 1.0), lora_ranks=(4, 16), lora_lr_factor=1.0, top_layers=1,
                               replay_fraction=0.25, probe_points=4, n_probe_people=20, n_task_probe=16),
         lora=LoraSweep(ranks=(1, 2, 4, 8, 16, 32, 64),
                        grid=(("all linear", _SCALINGS, Budget(5e-3, 60, 8)), ("q,v", _SCALINGS, Budget(1e-2, 120, 4))),
@@ -316,7 +317,7 @@ PROFILES = {
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
-        forgetting=Forgetting(lr_factors=(0.1, 1.0), lora_ranks=(4, 16), lora_lr_factor=1.0, top_layers=1,
+        forgetting=Forgetting(steps=400, lr_factors=(0.1, 1.0), lora_ranks=(4, 16), lora_lr_factor=1.0, top_layers=1,
                               replay_fraction=0.25, probe_points=4, n_probe_people=20, n_task_probe=16),
         lora=LoraSweep(ranks=(1, 2, 4, 8, 16, 32, 64),
                        grid=(("all linear", _SCALINGS, Budget(5e-4, 200, 16)),
