@@ -74,7 +74,7 @@ def test_training_peak_covers_gradients_and_states(results):
 @pytest.mark.notebook
 def test_overfitting_then_early_stopping(results):
     o = results["overfit"]
-    prof = get_profile("ci")
+    prof = get_profile(results["profile"])  # the run's own profile: the same behaviour in ci and cpu
     steps_per_epoch = -(-prof.overfit_examples // prof.batch_size)
     # The run was planned for every epoch, and stopped before its last one.
     assert o["max_steps"] == prof.overfit_epochs * steps_per_epoch

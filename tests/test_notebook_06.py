@@ -59,7 +59,7 @@ def results(tmp_path_factory):
 
 @pytest.mark.notebook
 def test_06_every_method_ran_at_every_rate(results):
-    rates = settings.get_profile("ci").peft.rates
+    rates = settings.get_profile(results["profile"]).peft.rates
     assert results["methods"] == list(settings.PEFT_METHODS)
     assert sorted((r["method"], r["lr"]) for r in results["runs"]) == sorted((m, lr) for m in rates for lr in rates[m])
     assert set(results["chosen"]) == set(settings.PEFT_METHODS)
