@@ -57,3 +57,25 @@ def test_troubleshooting_quotes_real_errors_and_leaves_the_environment_as_it_was
     assert any("Unknown profile 'gpu-large'" in m for m in messages.values())
     assert any(m.startswith("QuantizationUnavailable: nf4 needs bitsandbytes") for m in messages.values())
     assert any("the hub cannot be reached" in m for m in messages.values())
+
+
+def _seconds(expected: str) -> float:
+    import re
+
+    match = re.match(r"~?([\d.]+) (s|min)", expected)
+    assert match, f"an expected time reads like '~4.5 min', not {expected!r}"
+    return float(match.group(1)) * (60 if match.group(2) == "min" else 1)
+
+
+def test_each_profiles_expected_time_agrees_with_the_measured_one():
+    """Each notebook prints its profile's expected time (and lk.doctor does): within a factor of two of
+    the benchmark's measurement, the spread of this machine type's speed from day to day."""
+    import labkit as lk
+
+    reports = guide.load_reports()
+    assert reports, "no measurements in benchmarks/measured"
+    for profile, rows in reports.items():
+        prof = lk.get_profile(profile)
+        for name, row in rows.items():
+            expected = _seconds(prof.expected_time(name))
+            assert row["seconds"] / 2 <= expected <= 2 * row["seconds"], (profile, name, expected, row["seconds"])
