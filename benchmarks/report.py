@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seeds import findings, judge, test_module  # noqa: E402
+from seeds import ci_only, findings, judge, test_module  # noqa: E402
 
 from notebooks import BUDGET_GIB, BUDGET_S, NOTEBOOKS, ROOT, reference_step_seconds, run_one  # noqa: E402
 
@@ -34,7 +34,7 @@ def report(names: list[str], profile: str, done=None) -> list[dict]:
         row = {k: run[k] for k in ("notebook", "ok", "seconds", "peak_gib", "error")}
         row["step_s"] = step_s
         row["results"] = run.get("results")  # kept, so the findings can be judged again (--rejudge)
-        rows.append(verdicts(row))
+        rows.append(verdicts(row, profile))
         if done:
             done(row)
         print(f"{name}: {row['seconds']} s, {row['peak_gib']} GiB, "
@@ -42,14 +42,20 @@ def report(names: list[str], profile: str, done=None) -> list[dict]:
     return rows
 
 
-def verdicts(row: dict) -> dict:
-    """``row`` with its findings judged by the notebook's test module on the run's stored results."""
+def verdicts(row: dict, profile: str) -> dict:
+    """``row`` with its findings judged by the notebook's test module on the run's stored results. A row
+    stored without results keeps its verdicts, less the ci_only checks outside the ci profile."""
     module = test_module(row["notebook"])
+    tests = findings(module)
     if row.get("results") is not None:
         row |= judge(module, row["results"])
-    else:
-        row |= {"held": {}, "why": {}, "effects": {}}
-    row["expected_to_fail"] = [n for n, (_, expected) in findings(module).items() if not expected]
+    elif profile != "ci":
+        dropped = {n for n, (fn, _) in tests.items() if ci_only(fn)}
+        row["held"] = {n: v for n, v in row.get("held", {}).items() if n not in dropped}
+        row["why"] = {n: v for n, v in row.get("why", {}).items() if n not in dropped}
+    for key in ("held", "why", "effects"):
+        row.setdefault(key, {})
+    row["expected_to_fail"] = [n for n, (_, expected) in tests.items() if not expected]
     return row
 
 
@@ -101,7 +107,7 @@ def main(argv=None):
 
     if ns.rejudge:
         for row in [kept[n] for n in names if n in kept]:
-            write(verdicts(row))
+            write(verdicts(row, ns.profile))
         print(f"report: {path.with_suffix('.md')} (judged again)")
         return
     rows = report(names, ns.profile, done=write)

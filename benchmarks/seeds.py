@@ -68,6 +68,11 @@ def findings(module) -> dict:
     return out
 
 
+def ci_only(fn) -> bool:
+    """Marked ``ci_only``: the test checks that the run used the ci profile's own settings."""
+    return any(mark.name == "ci_only" for mark in getattr(fn, "pytestmark", []))
+
+
 def judge(module, results: dict) -> dict:
     """Every finding of ``module`` on one run: {"held": {name: bool}, "why": {name: first line of the
     failure}, "effects": {label: number}}."""
@@ -75,7 +80,7 @@ def judge(module, results: dict) -> dict:
 
     held, why = {}, {}
     for name, (fn, _) in findings(module).items():
-        if results.get("profile", "ci") != "ci" and any(m.name == "ci_only" for m in getattr(fn, "pytestmark", [])):
+        if results.get("profile", "ci") != "ci" and ci_only(fn):
             continue  # it checks the ci profile's own settings: not a finding of another profile
         try:
             fn(results)

@@ -102,3 +102,16 @@ def test_rejudging_uses_the_stored_results_and_leaves_ci_only_checks_out_of_othe
     held = json.loads((tmp_path / "course-cpu.json").read_text())[0]["held"]
     assert "test_the_run_is_the_ci_profile_on_the_course_model" not in held
     assert held["test_the_shipped_model_meets_the_bars_on_its_card"] is True
+
+
+def test_rejudging_a_row_stored_without_results_keeps_its_verdicts_less_ci_only_checks(tmp_path):
+    import json
+
+    old = {"notebook": "00_tour", "ok": True, "seconds": 50.0, "peak_gib": 0.9, "error": "", "step_s": 0.5,
+           "held": {"test_the_run_is_the_ci_profile_on_the_course_model": False,
+                    "test_the_shipped_model_meets_the_bars_on_its_card": True},
+           "why": {"test_the_run_is_the_ci_profile_on_the_course_model": "AssertionError: "}, "effects": {}}
+    (tmp_path / "course-cpu.json").write_text(json.dumps([old]))
+    report.main(["--profile", "cpu", "--out", str(tmp_path), "--rejudge"])
+    row = json.loads((tmp_path / "course-cpu.json").read_text())[0]
+    assert row["held"] == {"test_the_shipped_model_meets_the_bars_on_its_card": True} and row["why"] == {}
