@@ -289,7 +289,7 @@ PROFILES = {
         peft=PeftFamily(rates=_PEFT_RATES_CI, steps=30, batch_size=8, n_train=160, n_val=20, n_test=32, n_probe=16,
                         rank=8, virtual_tokens=10, adapter_size=16, n_latency=8),
         scaling=Scaling(processes=2, steps=8, batch_size=4, n_train=64, lr=1e-3, gpus=8),
-        # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, 2 cores at 0.3-0.45 s per
+        # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, 2 cores at 0.28-0.42 s per
         # reference step); tests/test_guide.py holds them within a factor of two of the measurement
         expected={"00_tour": "~1 min", "01_full_finetuning": "~1 min", "02_forgetting": "~3 min",
                   "03_lora_rank": "~2.5 min", "04_qlora_memory": "~1.5 min", "05_rag_vs_finetuning": "~1 min",

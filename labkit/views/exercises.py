@@ -102,7 +102,7 @@ def _adamw_bytes(adamw_bytes):
 def _completion_example(make_example):
     from labkit.engine.train import completion_example
 
-    _cases(make_example, lambda p, c: completion_example(p, c),
+    _cases(make_example, completion_example,
            [([2, 10, 11], [20, 21, 3]), ([2], [7, 3]), ([2, 5, 6, 7, 8], [9, 3])])
 
 
@@ -189,8 +189,8 @@ def _rag_prompt(rag_prompt):
     from labkit.topics.rag.retrieval import rag_prompt as reference
 
     passages = ["Relo Rema was born in Fort Elvet .", "Duta Bisi likes the colour violet ."]
-    _cases(rag_prompt, lambda p, q: reference(p, q), [(passages, "Q : where was Relo Rema born ? A :"),
-                                                      (passages[:1], "Q : when was Relo Rema born ? A :")])
+    _cases(rag_prompt, reference, [(passages, "Q : where was Relo Rema born ? A :"),
+                                   (passages[:1], "Q : when was Relo Rema born ? A :")])
 
 
 def _trainable_share(trainable_share):
@@ -214,7 +214,7 @@ def _pareto(pareto_front):
 
     points = [{"full": (3.2e6, 0.9), "LoRA": (1e5, 0.85), "IA3": (2e3, 0.4), "prompt": (2.5e3, 0.3)},
               {"a": (10, 0.5), "b": (10, 0.6), "c": (5, 0.6), "d": (20, 0.9)}]
-    _cases(pareto_front, lambda p: reference(p), [(p,) for p in points],
+    _cases(pareto_front, reference, [(p,) for p in points],
            same=lambda a, b: isinstance(a, (list, tuple)) and sorted(a) == sorted(b))
 
 
