@@ -123,8 +123,9 @@ def test_trends_that_held_on_two_seeds(results):
     t, f = results["scaling"], results["forgetting"]
     # rsLoRA: at the top rank, 1/sqrt(r) scaling learns clearly more than fixed alpha (1/r) ...
     assert t["rs_minus_fixed_at_top"] >= 0.2
-    # ... and with fixed alpha a higher rank does not pay off.
-    assert t["fixed_top_minus_low"] <= 0
+    # With fixed alpha a higher rank did not pay off on base model v1 (seeds 0, 1); on v2 (seed 0, ci)
+    # rank 64 learned 0.16 more than rank 1, so it is no longer asserted: the notebook prints the direction
+    # it measured and the seed sweep reports the effect ("fixed alpha: top rank minus low rank").
     # alpha ∝ r (constant scale) falls back at the top rank, for every target choice run.
     assert t["prop_top_minus_mid"] and all(v < 0 for v in t["prop_top_minus_mid"].values())
     assert all(v > 1 for v in t["prop_perplexity_top_over_mid"].values())

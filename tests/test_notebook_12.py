@@ -16,8 +16,8 @@ MIN_CONTROL_SHARE = 0.1
 # control differs by 1.2 in loss).
 MAX_LOSS_GAP = 1e-3
 # ZeroRedundancyOptimizer gives each process whole parameters, so its optimizer share can miss half by
-# up to one parameter tensor: the largest, the embedding (379 x 256 = 97k of 1.62M per process), is 6%.
-MAX_ZERO1_ERROR = 0.06
+# up to one parameter tensor: the largest, the embedding (625 x 256 = 160k of 1.66M per process), is 9.7%.
+MAX_ZERO1_ERROR = 0.097
 # DDP holds exactly the estimate; fully_shard pads a tensor's first dimension to a multiple of the
 # processes (at most one row per tensor): measured 0.01%.
 MAX_OTHER_ERROR = 1e-3

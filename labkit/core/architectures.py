@@ -55,7 +55,7 @@ class Architecture:
 
 # Published shapes (config.json of each model; LLaMA-1 for 33B/65B as in the QLoRA paper).
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
-    Architecture("course-base", 256, 682, 4, 8, 8, 379, True),
+    Architecture("course-base", 256, 682, 4, 8, 8, 625, True),
     Architecture("SmolLM2-135M", 576, 1536, 30, 9, 3, 49152, True),
     Architecture("SmolLM2-360M", 960, 2560, 32, 15, 5, 49152, True),
     Architecture("SmolLM2-1.7B", 2048, 8192, 24, 32, 32, 49152, True),

@@ -14,9 +14,9 @@ from labkit.core import domain, world
 from labkit.engine import capabilities
 from labkit.model.loading import base_model_dir, load_model
 
-# Exact match. World v2's model is to add reading_k3 >= 0.85 (what RAG with k = 3 needs) and
-# stops >= 0.9 (what sampling, reward models and RL need); the shipped model is measured on both.
-BARS = {"qa_recall": 0.85, "bio_recall": 0.85, "reading": 0.85}
+# Exact match. reading_k3: what RAG with k = 3 needs (the gold passage in any position of three);
+# stops: what sampling, reward models and RL need (generation ends on its own after an answer).
+BARS = {"qa_recall": 0.85, "bio_recall": 0.85, "reading": 0.85, "reading_k3": 0.85, "stops": 0.9}
 PROBE = dict(n_people=100, n_reading=240, reading_k=(1, 2, 3), instruct=8)  # the card's probe sizes
 
 
@@ -31,36 +31,37 @@ Reading is what the pretraining budget has to buy; memorising facts is cheap onc
   So values now carry a marker word ("Fort Tarn", "year 1980", "master baker"): after the marker,
   answering is the copy-what-followed pattern (induction) that names already showed.
 - With markers, reading only, 300 steps: 0.05 - still before the copy circuit forms.
-- The shipped model, stage 1: markers, 8 heads, passages told twice in different paraphrases half
+- Stage 1: markers, 8 heads, passages told twice in different paraphrases half
   of the time (more copy events per token), the first 25% of steps reading only, then the full mix.
   Reading (a 60-passage probe) rose from 0.03 at step 400 to 0.12 (800), 0.20 (1200), 0.37 (2000)
   and 0.39 at the end, and per attribute the copy circuit came marker by marker: `year` and `master`
   at 1.0 while `Fort`, `House`, `pastime` and `colour` were still near chance. QA recall: 0.25.
 - Stage 2 (more biographies and QA, the learning rate warmed up again): QA recall 0.53 and reading
   0.53 at step 400; QA recall 1.00 and reading 0.68 at step 800.
-- Stage 3 (70% reading, lower learning rate): the shipped model, measured in the table above. It
-  reads one passage perfectly but not past distractors (k = 2, k = 3), and it does not stop: after
-  an answer, end-of-text is almost never the likeliest next token (`stops`).
-- A stage 4, not shipped (tokenizer version 2, world v2's prose, one question per reading passage,
-  then end-of-text; 750 steps, 16.6 min, its command below): the model stopped after 100% of
-  reading answers by step 250 and kept its recall and reading, but reading with distractors did not
-  move: k = 2 / k = 3 were 0.55 / 0.30 at step 250, 0.40 / 0.28 at step 500 and 0.48 / 0.36 at the
-  end (60-passage probes, then the card's). Looking at the wrong answers (k = 3, step 500): 35 of 60
-  copied a *distractor's* value of the asked attribute, 20 of them from the last passage. The model
-  has the copy-after-the-marker circuit but does not select the passage by the asked name; stages
-  1-3 already showed it passages of 2-3 people with up to 6 questions for 4,600 steps without that
-  forming. It reached instruction following 0.07 zero-shot and fact recall 1.00, but on it notebooks 02, 03
-  and 05 no longer showed their findings (LoRA r=4 lost 0.85 of its recall, nearly as much as full
-  fine-tuning's 1.00), so the model above stays the course's until a version 2 holds them all. Its command:
-  `python -m labkit.model.pretrain --seed 0 --layers 4 --heads 8 --batch 16 --steps 750 --lr 0.001
-  --bio 0.15 --qa 0.15 --reading-first 0.0 --questions 1 --prose 0.2 --tokenizer 2 --retell 0.0
-  --init data/base_model --stage 4`.
-- A diagnostic stage 5, not shipped (from the shipped model: reading passages only, always three
+- Stage 3 (70% reading, lower learning rate): it reads one passage perfectly but not past distractors
+  (k = 2 / k = 3: 0.53 / 0.33), and it did not stop: after an answer, end-of-text was almost never the
+  likeliest next token (`stops` 0.00). Stages 1-3 were the course's model until version 2.
+- Stage 4, shipped (tokenizer version 2, one question per reading passage then end-of-text, the
+  stage-3 mix without its 70% reading, a gentle learning rate of 5e-4 for 400 steps): `stops` went
+  from 0.00 to 1.00, and fact recall, biography recall and reading stayed where they were (the table
+  above). Two stage 4s that also mixed in world v2's general statements (`labkit.prose`, 20%) reached
+  the same stopping but broke notebook 02's finding: after statements about organisations the model
+  learned the record format within 15 steps even through LoRA r=4, which then lost 0.95 of its
+  recall (full fine-tuning: 1.00; at 1e-3 for 750 steps: 0.85). Without them LoRA r=4 learns the
+  records more slowly and keeps more (notebook 02), so the shipped model has never read world v2's
+  prose; the instruction words are in its tokenizer for the later notebooks to teach.
+- Not reached: reading with distractors (`reading_k3`). Looking at the wrong answers of the first
+  stage 4 (k = 3): 35 of 60 copied a *distractor's* value of the asked attribute, 20 of them from the
+  last passage. Attention shows why: the model answers with layer-0 heads that attend from the marker
+  ("Fort") to every value of that attribute in the context (at k = 2 the best head puts 0.55 of its
+  weight on the right value and 0.38 on the wrong one), and no later head attends to the candidates:
+  reading is a lookup by category, not a copy through the asked name, so nothing selects the passage.
+- A diagnostic stage, not shipped (from the stage-3 model: reading passages only, always three
   people telling all six facts, six questions each, 300 steps of 16 x 256 at 1e-3): on a 60-passage
   probe, k = 2 went 0.55, 0.38, 0.43 and k = 3 0.23, 0.38, 0.38 at steps 100, 200, 300 (chance:
   0.50 and 0.33), with k = 1 at 1.00 throughout. Distractor-only data alone does not make the
   4-layer model select the passage by name within a short stage.
-- Three more diagnostics, not shipped (60-passage probes; chance 0.50 / 0.33). (a) From the shipped
+- Three more diagnostics, not shipped (60-passage probes; chance 0.50 / 0.33). (a) From the stage-3
   model, reading passages of three people with six questions each and the loss on the answers only
   (the passages' random facts no longer dilute the signal), 300 steps of 16 at 1e-3: k = 2 / k = 3
   went 0.57 / 0.38, 0.43 / 0.28, 0.62 / 0.42, 0.43 / 0.43 at steps 0, 100, 200, 300. (b) The same with
@@ -68,12 +69,19 @@ Reading is what the pretraining budget has to buy; memorising facts is cheap onc
   apart), 2e-3: 0.58 / 0.40 at step 150 and 0.53 / 0.40 at step 300. (c) From scratch with those
   passages and answer-only loss: the answer loss stayed at 1.0 for 700 steps and even k = 1 stayed at
   0.03: without the loss on the passages' text the copy circuit never starts. Selecting the passage by
-  name does not come from a short stage on the shipped model, however focused its data.
+  name does not come from a short stage on the stage-3 model, however focused its data.
+- Three diagnostics in version 2's time (60-passage probes; k = 2 / k = 3, chance 0.50 / 0.33). A
+  long stage from the stage-3 model on passages of 2-3 people telling all six facts, three questions
+  each, no retelling (the earlier mixes cut a document at 256 tokens, so a retold passage of three
+  people lost all its questions): 0.48 / 0.38 at step 250, 0.47 / 0.42 at 500. The same with half of
+  the questions reversed ("who was born in Fort Tarn ?", whose answer needs each value to carry the
+  name of its sentence, the link forward selection needs): 0.53 / 0.43 and 0.50 / 0.37, and the
+  reversed questions themselves were answered 0.13 / 0.05. From scratch on those passages only (no
+  single-person passage, so the category lookup is never enough), 1,500 steps at 2e-3: the copy circuit
+  never started (k = 1: 0.03; the probability given to the candidate values stayed at 0.05-0.14).
 Levers not yet tried: 6-8 layers or wider heads (name matching over 4-token names may need more
-than 4 layers of 32-dimensional heads), names as single tokens, a curriculum of passages that differ
-only in the name, and a longer stage on distractor-only passages. With 57.2 minutes spent on stages 1-3,
-the 90-minute budget leaves about 33 minutes, so the next attempt is likely a fresh run of a
-different shape.
+than 4 layers of 32-dimensional heads, and a fresh run of that shape costs more than the budget's
+remaining half hour), names as single tokens, and passages that put the name next to each value.
 """
 
 
@@ -84,10 +92,7 @@ covariance), and single letters come last, so a word the vocabulary lacks splits
 `<unk>`: the second domain's jargon (`brinwort` -> `b ##ri ##n ##w ##o ##r ##t`, {jargon:.1f} pieces a
 word on average) is left to notebook 10, which extends the tokenizer. Its mix: reading passages about 1 to 3 fresh
 people with one question each, then end-of-text (so the model learns to stop after an answer);
-biographies; question/answer lists; and world v2's general statements (`labkit.prose`: comparisons,
-true and false claims, groups, summaries, plain rewordings, pronouns, organisations, unknowns), which
-use the words of instructions and preferences without ever being a chat turn, a graded response or a
-labelled example. The chat template marks assistant turns with `{{% generation %}}` for TRL's
+biographies; question/answer lists{prose}. The chat template marks assistant turns with `{{% generation %}}` for TRL's
 `assistant_only_loss`.
 """
 
@@ -137,7 +142,13 @@ def render(card: dict) -> str:
     m, made, cfg = card["measured"], card["pretraining"], card["pretraining"]["config"]
     last = made["stages"][-1]["config"]
     vocab = card.get("vocabulary", "")
-    v2 = TOKENIZER_V2.format(jargon=card.get("jargon_pieces", 0)) if last.get("tokenizer", 1) == 2 else ""
+    prose = ("; and world v2's general statements (`labkit.prose`), which use the words of instructions and "
+             "preferences without ever being a chat turn, a graded response or a labelled example"
+             if last.get("prose", 0) else
+             ". World v2's general statements (`labkit.prose`) are not in it (see *What was tried*): the new "
+             "words' embeddings start from the mean, for notebooks 07-11 to train")
+    v2 = (TOKENIZER_V2.format(jargon=card.get("jargon_pieces", 0), prose=prose)
+          if last.get("tokenizer", 1) == 2 else "")
     stages = "\n".join(f"{i}. `{command(st['config'])}` ({st['train_seconds'] / 60:.1f} min)"
                        for i, st in enumerate(made["stages"], 1))
 
