@@ -211,6 +211,22 @@ class PeftFamily(Settings):
     n_latency: int = knob(_positive_int)             # prompts in the timed generation
 
 
+@dataclass(frozen=True)
+class InstructionTuning(Settings):
+    """Notebook 07: supervised fine-tuning on world v2's instructions (TRL's SFTTrainer)."""
+    n_train: int = knob(_positive_int)               # training examples (the seen kinds, interleaved)
+    n_test: int = knob(_positive_int)                # test examples per kind (seen and held-out kinds)
+    steps: int = knob(_positive_int)                 # optimiser steps of every run (the same for all)
+    batch_size: int = knob(_positive_int)            # examples per step
+    lr: float = knob(_positive)                      # learning rate (AdamW, constant after warm-up)
+    shots: int = knob(_positive_int)                 # in-context examples of the same kind for few-shot prompting
+    curve: tuple = knob(_each(_positive_int))        # training-set sizes of the learning curve
+    n_clean: int = knob(_positive_int)               # quality against quantity: this many clean examples...
+    sloppy_share: float = knob(_fraction)            # ...against n_train with this share of wrong responses
+    max_new_tokens: int = knob(_positive_int)        # answer length limit (an answer that hits it did not stop)
+    model_id: str = knob(default="")                 # the model to tune; "": the profile's
+
+
 def _processes(v):
     return None if isinstance(v, int) and not isinstance(v, bool) and v >= 2 else "a whole number >= 2"
 
@@ -244,6 +260,7 @@ class Profile(Settings):
     memory: MemoryLab = knob()                       # notebook 04
     rag: Rag = knob()                                # notebook 05
     peft: PeftFamily = knob()                        # notebook 06
+    instruct: InstructionTuning = knob()             # notebook 07
     scaling: Scaling = knob()                        # notebook 12
     expected: dict = field(default_factory=dict)     # notebook -> expected run time, as printed
 
@@ -288,6 +305,8 @@ PROFILES = {
                 curve_every=10, ks=(1, 2, 3), n_changed=6, fresh_steps=20, n_probe=20, n_latency=12, dense=True),
         peft=PeftFamily(rates=_PEFT_RATES_CI, steps=30, batch_size=8, n_train=160, n_val=20, n_test=32, n_probe=16,
                         rank=8, virtual_tokens=10, adapter_size=16, n_latency=8),
+        instruct=InstructionTuning(n_train=384, n_test=8, steps=40, batch_size=8, lr=1e-3, shots=2,
+                                   curve=(24, 96, 384), n_clean=96, sloppy_share=0.5, max_new_tokens=40),
         scaling=Scaling(processes=2, steps=8, batch_size=4, n_train=64, lr=1e-3, gpus=8),
         # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, 2 cores at 0.28-0.42 s per
         # reference step); tests/test_guide.py holds them within a factor of two of the measurement
@@ -313,6 +332,8 @@ PROFILES = {
                 dense=True),
         peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=200, batch_size=8, n_train=160, n_val=20, n_test=40,
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
+        instruct=InstructionTuning(n_train=1536, n_test=24, steps=200, batch_size=16, lr=1e-3, shots=3,
+                                   curve=(24, 96, 384, 1536), n_clean=384, sloppy_share=0.5, max_new_tokens=48),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5.5 min", "02_forgetting": "~8 min",
                   "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~12 min",
@@ -334,6 +355,11 @@ PROFILES = {
                 dense=True, model_id="HuggingFaceTB/SmolLM2-360M-Instruct"),
         peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=400, batch_size=16, n_train=160, n_val=20, n_test=40,
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
+        # the course model: the instructions are about its world, and a hub model's chat template has no
+        # {% generation %} markers for assistant-only loss
+        instruct=InstructionTuning(n_train=1536, n_test=24, steps=400, batch_size=16, lr=1e-3, shots=3,
+                                   curve=(24, 96, 384, 1536), n_clean=384, sloppy_share=0.5, max_new_tokens=48,
+                                   model_id=COURSE_MODEL),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",

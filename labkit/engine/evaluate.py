@@ -106,6 +106,13 @@ def generate(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: in
              until: str | None = END) -> list[str]:
     """Greedy continuations of ``prompts`` (left-padded batches), cut at ``until`` (the end marker;
     None: kept whole up to the end-of-text token or the length limit)."""
+    return [text for text, _ in generate_with_stops(model, tokenizer, prompts, max_new_tokens, batch_size, until)]
+
+
+def generate_with_stops(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: int = 32,
+                        until: str | None = None) -> list[tuple[str, bool]]:
+    """Like ``generate``, with whether each continuation ended on its own (emitted end-of-text
+    before ``max_new_tokens``)."""
     model.eval()
     device = next(model.parameters()).device
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -117,8 +124,9 @@ def generate(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: in
                                  pad_token_id=tokenizer.pad_token_id,
                                  eos_token_id=tokenizer.eos_token_id)
             for row in ids[:, enc.input_ids.shape[1]:]:
+                stopped = bool((row == tokenizer.eos_token_id).any())
                 text = tokenizer.decode(row, skip_special_tokens=True)
-                out.append(text.split(until)[0].strip() if until and until in text else text.strip())
+                out.append((text.split(until)[0].strip() if until and until in text else text.strip(), stopped))
     finally:
         tokenizer.padding_side = side
     return out

@@ -1,0 +1,146 @@
+"""Instruction tuning: supervised fine-tuning on chat turns with TRL's ``SFTTrainer``.
+
+The data are world v2's instructions (``labkit.core.instructions``): a user turn (a passage and an
+instruction) and the assistant's reference, scored exactly. ``tune`` trains a copy of the model with
+the loss on the assistant's tokens only (the chat template's ``{% generation %}`` markers) or on the
+whole sequence, and refuses the two silent failures that train nothing useful: every label masked,
+and an assistant turn whose end-of-text is not trained (the model then never learns to stop).
+``respond`` answers zero-shot, few-shot (earlier turns as examples) or tuned, and reports whether
+each answer stopped on its own. Introduced in notebook 07_instruction_tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+
+from labkit.core import instructions as I
+from labkit.engine.evaluate import generate_with_stops
+
+# What notebook 07 writes to results.json (checked by records.save_results).
+RESULTS = {"profile": str, "model_id": str, "seed": int, "kinds": dict, "scores": dict, "stopped": dict,
+           "curve": list, "quality": dict, "loss_masking": dict, "examples": list, "seconds": dict}
+
+
+def chat_prompt(tokenizer, example: dict, shots: list[dict] = ()) -> str:
+    """The prompt for ``example``'s user turn, after ``shots`` (whole earlier examples) as turns."""
+    messages = [m for shot in shots for m in shot["messages"]] + example["messages"][:1]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def pick_shots(train: list[dict], example: dict, n: int, rng: random.Random) -> list[dict]:
+    """``n`` training examples of the same kind as ``example`` (few-shot in-context examples); none
+    for a kind training never holds (the held-out kinds: nothing of theirs may be shown)."""
+    same = [e for e in train if e["kind"] == example["kind"]]
+    return rng.sample(same, min(n, len(same)))
+
+
+def respond(model, tokenizer, examples: list[dict], shots: list[list[dict]] | None = None,
+            max_new_tokens: int = 48) -> list[dict]:
+    """Greedy answers to ``examples`` (after the matching ``shots``, if given): kind, response,
+    whether it stopped on its own, and its score."""
+    shots = shots or [[] for _ in examples]
+    prompts = [chat_prompt(tokenizer, e, s) for e, s in zip(examples, shots)]
+    answers = generate_with_stops(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    return [{"kind": e["kind"], "response": text, "reference": e["reference"], "stopped": stopped,
+             "score": I.score(e, text)} for e, (text, stopped) in zip(examples, answers)]
+
+
+def scores(rows: list[dict]) -> dict:
+    """Mean score per kind, then over the seen and the held-out kinds (each kind weighs the same)."""
+    by_kind: dict[str, list[float]] = {}
+    for r in rows:
+        by_kind.setdefault(r["kind"], []).append(r["score"])
+    out = {k: sum(v) / len(v) for k, v in by_kind.items()}
+    for group, kinds in (("seen", I.SEEN_KINDS), ("heldout", I.HELDOUT_KINDS)):
+        present = [out[k] for k in kinds if k in out]
+        if present:
+            out[group] = sum(present) / len(present)
+    return out
+
+
+def stopped_share(rows: list[dict]) -> float:
+    """The share of answers that ended with end-of-text before the length limit."""
+    return sum(r["stopped"] for r in rows) / len(rows)
+
+
+def sloppy(examples: list[dict], share: float, seed: int = 0) -> list[dict]:
+    """``examples`` with a ``share`` of their responses replaced by another example's response of the same
+    kind: the right format, the wrong content (careless labelling)."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must be in [0, 1], not {share!r}.")
+    rng = random.Random(f"sloppy-{seed}")
+    out = []
+    for e in examples:
+        if rng.random() < share:
+            wrong = [x["reference"] for x in examples if x["kind"] == e["kind"] and x["reference"] != e["reference"]]
+            if wrong:
+                ref = rng.choice(wrong)
+                e = {**e, "reference": ref, "messages": [e["messages"][0], {"role": "assistant", "content": ref}]}
+        out.append(e)
+    return out
+
+
+def sft_config(out_dir: str, *, steps: int, batch_size: int, lr: float, assistant_only: bool = True,
+               max_length: int = 384, seed: int = 0):
+    """TRL's SFTConfig for the course: bf16 and gradient checkpointing (TRL's defaults) off on the CPU,
+    where they make a step 5-6x slower; half precision where a GPU has it."""
+    import torch
+    from trl import SFTConfig
+
+    from labkit.model.loading import half_precision
+
+    gpu = torch.cuda.is_available()
+    half = half_precision() if gpu else None
+    return SFTConfig(
+        output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
+        lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 10), weight_decay=0.0,
+        bf16=half is torch.bfloat16, fp16=half is torch.float16, gradient_checkpointing=False,
+        use_cpu=not gpu, assistant_only_loss=assistant_only, max_length=max_length, report_to="none",
+        logging_steps=max(1, steps // 10), save_strategy="no", disable_tqdm=True, seed=seed,
+        dataloader_num_workers=0)
+
+
+def check_trained_tokens(dataset, tokenizer) -> dict:
+    """What a tokenized SFT dataset trains: the share of tokens in the loss and of examples whose
+    end-of-text is in it. Raises ValueError on the silent failures: nothing in the loss (every label
+    masked), or no end-of-text trained (a model tuned so never learns to stop)."""
+    total = trained = eos = 0
+    for row in dataset:
+        labels = row["labels"] if "labels" in row else row["input_ids"]  # no labels: the whole sequence
+        total += len(labels)
+        trained += sum(label != -100 for label in labels)
+        eos += tokenizer.eos_token_id in labels
+    if trained == 0:
+        raise ValueError("Every label is masked: training would learn nothing (check the chat template's "
+                         "{% generation %} markers and that the assistant turns are not empty).")
+    if eos == 0:
+        raise ValueError("No example has its end-of-text in the loss: the tuned model would never learn to "
+                         "stop (is the pad token the end-of-text token, masked as padding?).")
+    return {"trained_share": trained / total, "eos_trained": eos / len(dataset)}
+
+
+def tune(model, tokenizer, examples: list[dict], *, out_dir: str, steps: int, batch_size: int, lr: float,
+         assistant_only: bool = True, seed: int = 0, callbacks=()) -> dict:
+    """Supervised fine-tuning of a copy of ``model`` on ``examples`` (chat messages) with TRL's
+    SFTTrainer; the loss on the assistant's turns only, or on everything. Returns the tuned model, the
+    seconds it took, its loss curve and what the data trained (``check_trained_tokens``)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    if assistant_only and "generation" not in (tokenizer.chat_template or ""):
+        raise ValueError("assistant_only_loss needs the chat template's {% generation %} markers; "
+                         "this tokenizer's template has none (every label would be masked).")
+    tuned = copy.deepcopy(model)
+    data = Dataset.from_list([{"messages": e["messages"]} for e in examples])
+    args = sft_config(out_dir, steps=steps, batch_size=batch_size, lr=lr, assistant_only=assistant_only, seed=seed)
+    trainer = SFTTrainer(model=tuned, args=args, train_dataset=data, processing_class=tokenizer,
+                         callbacks=list(callbacks))
+    trained = check_trained_tokens(trainer.train_dataset, tokenizer)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    tuned.eval()
+    return {"model": tuned, "seconds": seconds, "losses": losses, **trained}

@@ -1,0 +1,100 @@
+"""Instruction tuning (notebook 07): the SFT wrapper refuses the silent failures, trains what it says."""
+
+import pytest
+import torch
+
+from labkit.core import instructions as I
+from labkit.core import world as W
+from labkit.topics import instruction_tuning as IT
+
+
+def _tiny_v2():
+    from transformers import LlamaForCausalLM
+
+    from labkit.model.pretrain import PretrainConfig, model_config
+    from labkit.model.tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    tok = build_tokenizer(2)
+    return LlamaForCausalLM(model_config(tok, PretrainConfig(hidden=32, layers=2, heads=2))), tok
+
+
+def _train(n_per_kind=2):
+    return I.instructions(W.make_world(0), "train", n_per_kind)
+
+
+def test_every_label_masked_is_refused():
+    from labkit.model.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(2)
+    with pytest.raises(ValueError, match="Every label is masked"):
+        IT.check_trained_tokens([{"input_ids": [5, 6, 7], "labels": [-100, -100, -100]}], tok)
+
+
+def test_an_end_of_text_never_trained_is_refused():
+    from labkit.model.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(2)
+    eos = tok.eos_token_id
+    with pytest.raises(ValueError, match="never learn to stop"):  # pad = eos masked out as padding
+        IT.check_trained_tokens([{"input_ids": [5, 6, eos], "labels": [-100, 6, -100]}], tok)
+    ok = IT.check_trained_tokens([{"input_ids": [5, 6, eos], "labels": [-100, 6, eos]}], tok)
+    assert ok == {"trained_share": 2 / 3, "eos_trained": 1.0}
+
+
+def test_assistant_only_loss_without_generation_markers_is_refused(tiny):
+    model, tok = tiny  # version 1's chat template: no {% generation %} markers
+    with pytest.raises(ValueError, match="generation"):
+        IT.tune(model, tok, _train(1), out_dir="unused", steps=1, batch_size=2, lr=1e-3)
+
+
+def test_tune_trains_a_copy_on_the_assistant_turns_only(tmp_path):
+    model, tok = _tiny_v2()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    out = IT.tune(model, tok, _train(), out_dir=str(tmp_path), steps=2, batch_size=4, lr=1e-2)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # the original is untouched
+    assert any(not torch.equal(p, before[n]) for n, p in out["model"].named_parameters())
+    assert 0 < out["trained_share"] < 0.5  # answers are short next to their passages
+    assert out["eos_trained"] == 1.0 and out["losses"]
+    whole = IT.tune(model, tok, _train(), out_dir=str(tmp_path), steps=1, batch_size=4, lr=1e-2,
+                    assistant_only=False)
+    assert whole["trained_share"] > 0.9
+
+
+def test_sloppy_keeps_format_and_changes_content():
+    train = _train(4)
+    assert IT.sloppy(train, 0.0) == train
+    changed = IT.sloppy(train, 1.0)
+    for old, new in zip(train, changed):
+        assert new["kind"] == old["kind"] and new["messages"][0] == old["messages"][0]
+        assert new["messages"][1]["content"] == new["reference"]
+    assert sum(o["reference"] != n["reference"] for o, n in zip(train, changed)) >= len(train) // 2
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        IT.sloppy(train, 1.5)
+
+
+def test_scores_weigh_each_kind_the_same():
+    rows = ([{"kind": "answer", "score": 1.0}] * 3 + [{"kind": "who", "score": 0.0}]
+            + [{"kind": "verify", "score": 0.5}])
+    s = IT.scores(rows)
+    assert s["answer"] == 1.0 and s["seen"] == 0.5 and s["heldout"] == 0.5
+
+
+def test_few_shot_never_shows_a_held_out_kind():
+    import random
+
+    world = W.make_world(0)
+    held = I.instructions(world, "heldout", 1)
+    assert all(IT.pick_shots(_train(), e, 2, random.Random(0)) == [] for e in held)
+
+
+def test_the_shipped_model_stops_after_a_reading_answer(base):
+    from labkit.engine.evaluate import generate_with_stops
+
+    model, tok = base
+    person = W.make_world(0).heldout[0]
+    prompt, answer = W.reading_example([person], [(person, "city")], __import__("random").Random(0))[0]
+    (text, stopped), = generate_with_stops(model, tok, [prompt], max_new_tokens=8)
+    assert stopped and text.startswith(answer)
+    (_, cut), = generate_with_stops(model, tok, [prompt], max_new_tokens=1)
+    assert not cut
