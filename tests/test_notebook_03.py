@@ -126,9 +126,11 @@ def test_trends_that_held_on_two_seeds(results):
     # With fixed alpha a higher rank did not pay off on base model v1 (seeds 0, 1); on v2 (seed 0, ci)
     # rank 64 learned 0.16 more than rank 1, so it is no longer asserted: the notebook prints the direction
     # it measured and the seed sweep reports the effect ("fixed alpha: top rank minus low rank").
-    # alpha ∝ r (constant scale) falls back at the top rank, for every target choice run.
-    assert t["prop_top_minus_mid"] and all(v < 0 for v in t["prop_top_minus_mid"].values())
-    assert all(v > 1 for v in t["prop_perplexity_top_over_mid"].values())
+    # alpha ∝ r (constant scale) at the top rank: its perplexity on the world's text blows up for every
+    # target choice run. Its task score fell back too for every target on base model v1; on v2 (seed 0,
+    # ci) q,v moved +0.02 (all linear -0.15), so the task fallback is no longer asserted: the notebook
+    # prints, per target, the change it measured.
+    assert t["prop_top_minus_mid"] and all(v > 1 for v in t["prop_perplexity_top_over_mid"].values())
     # Forgetting follows learning: every run that learned the task lost more fact recall than any
     # fixed-alpha run (which learned it only partly).
     assert f["learned_runs"] and f["min_recall_fixed_alpha"] > f["max_recall_of_learned_runs"]
