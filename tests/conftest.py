@@ -119,9 +119,7 @@ def run_notebook(name: str, tmp_path_factory, timeout: float = CELL_TIMEOUT_S, *
     return _results[key]
 
 
-@pytest.fixture
-def tiny():
-    """A tiny Llama with the course tokenizer's vocabulary (random weights, seeded) and that tokenizer."""
+def _tiny(tokenizer_version: int):
     import torch
     from transformers import LlamaForCausalLM
 
@@ -129,8 +127,20 @@ def tiny():
     from labkit.model.tokenizer import build_tokenizer
 
     torch.manual_seed(0)
-    tok = build_tokenizer()
+    tok = build_tokenizer(tokenizer_version)
     return LlamaForCausalLM(model_config(tok, PretrainConfig(hidden=32, layers=2, heads=2))), tok
+
+
+@pytest.fixture
+def tiny():
+    """A tiny Llama with the course tokenizer's vocabulary (random weights, seeded) and that tokenizer."""
+    return _tiny(1)
+
+
+@pytest.fixture
+def tiny_v2():
+    """The same with tokenizer version 2 (its chat template marks the assistant's turns for SFT)."""
+    return _tiny(2)
 
 
 def assert_matches_card(measured: dict, card: dict, keys, tolerance: float) -> None:

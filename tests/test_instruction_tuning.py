@@ -1,22 +1,13 @@
 """Instruction tuning (notebook 07): the SFT wrapper refuses the silent failures, trains what it says."""
 
+import random
+
 import pytest
 import torch
 
 from labkit.core import instructions as I
 from labkit.core import world as W
 from labkit.topics import instruction_tuning as IT
-
-
-def _tiny_v2():
-    from transformers import LlamaForCausalLM
-
-    from labkit.model.pretrain import PretrainConfig, model_config
-    from labkit.model.tokenizer import build_tokenizer
-
-    torch.manual_seed(0)
-    tok = build_tokenizer(2)
-    return LlamaForCausalLM(model_config(tok, PretrainConfig(hidden=32, layers=2, heads=2))), tok
 
 
 def _train(n_per_kind=2):
@@ -48,8 +39,8 @@ def test_assistant_only_loss_without_generation_markers_is_refused(tiny):
         IT.tune(model, tok, _train(1), out_dir="unused", steps=1, batch_size=2, lr=1e-3)
 
 
-def test_tune_trains_a_copy_on_the_assistant_turns_only(tmp_path):
-    model, tok = _tiny_v2()
+def test_tune_trains_a_copy_on_the_assistant_turns_only(tiny_v2, tmp_path):
+    model, tok = tiny_v2
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     out = IT.tune(model, tok, _train(), out_dir=str(tmp_path), steps=2, batch_size=4, lr=1e-2)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # the original is untouched
@@ -81,8 +72,6 @@ def test_scores_weigh_each_kind_the_same():
 
 
 def test_few_shot_never_shows_a_held_out_kind():
-    import random
-
     world = W.make_world(0)
     held = I.instructions(world, "heldout", 1)
     assert all(IT.pick_shots(_train(), e, 2, random.Random(0)) == [] for e in held)
@@ -93,7 +82,7 @@ def test_the_shipped_model_stops_after_a_reading_answer(base):
 
     model, tok = base
     person = W.make_world(0).heldout[0]
-    prompt, answer = W.reading_example([person], [(person, "city")], __import__("random").Random(0))[0]
+    prompt, answer = W.reading_example([person], [(person, "city")], random.Random(0))[0]
     (text, stopped), = generate_with_stops(model, tok, [prompt], max_new_tokens=8)
     assert stopped and text.startswith(answer)
     (_, cut), = generate_with_stops(model, tok, [prompt], max_new_tokens=1)

@@ -18,10 +18,6 @@ import time
 from labkit.core import instructions as I
 from labkit.engine.evaluate import generate_with_stops
 
-# What notebook 07 writes to results.json (checked by records.save_results).
-RESULTS = {"profile": str, "model_id": str, "seed": int, "kinds": dict, "scores": dict, "stopped": dict,
-           "curve": list, "quality": dict, "loss_masking": dict, "examples": list, "seconds": dict}
-
 
 def chat_prompt(tokenizer, example: dict, shots: list[dict] = ()) -> str:
     """The prompt for ``example``'s user turn, after ``shots`` (whole earlier examples) as turns."""
@@ -71,10 +67,13 @@ def sloppy(examples: list[dict], share: float, seed: int = 0) -> list[dict]:
     if not 0 <= share <= 1:
         raise ValueError(f"share must be in [0, 1], not {share!r}.")
     rng = random.Random(f"sloppy-{seed}")
+    by_kind: dict[str, list[str]] = {}
+    for e in examples:
+        by_kind.setdefault(e["kind"], []).append(e["reference"])
     out = []
     for e in examples:
         if rng.random() < share:
-            wrong = [x["reference"] for x in examples if x["kind"] == e["kind"] and x["reference"] != e["reference"]]
+            wrong = [ref for ref in by_kind[e["kind"]] if ref != e["reference"]]
             if wrong:
                 ref = rng.choice(wrong)
                 e = {**e, "reference": ref, "messages": [e["messages"][0], {"role": "assistant", "content": ref}]}
