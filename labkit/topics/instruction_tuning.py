@@ -13,10 +13,24 @@ from __future__ import annotations
 
 import copy
 import random
-import time
+import re
 
 from labkit.core import instructions as I
+from labkit.core import world as W
 from labkit.engine.evaluate import generate_with_stops
+
+RESULTS = {"profile": str, "seed": int, "sizes": dict, "template": dict, "silent_failures": dict, "zero": dict,
+           "few": dict, "tuned": dict, "whole": dict, "curve": list, "quality": dict, "summaries": dict,
+           "examples": list}
+
+
+def check_sizes(settings) -> None:
+    """Refuse, in one sentence, training-set sizes the training set cannot give (``settings``: the
+    profile's ``instruct``): each curve size and ``n_clean`` at most ``n_train``."""
+    n = settings.n_train // len(I.SEEN_KINDS) * len(I.SEEN_KINDS)
+    too_big = [size for size in (*settings.curve, settings.n_clean) if size > n]
+    if too_big:
+        raise ValueError(f"Training-set sizes {too_big} exceed the {n} training examples: choose sizes up to {n}.")
 
 
 def chat_prompt(tokenizer, example: dict, shots: list[dict] = ()) -> str:
@@ -54,6 +68,43 @@ def scores(rows: list[dict]) -> dict:
         if present:
             out[group] = sum(present) / len(present)
     return out
+
+
+def precision_recall(written: set, told: set, wanted: set) -> tuple[float, float]:
+    """Precision: the share of ``written`` facts that are ``told`` (true; 1.0 when nothing is written);
+    recall: the share of ``wanted`` facts that are written."""
+    precision = len(written & told) / len(written) if written else 1.0
+    return precision, len(written & wanted) / len(wanted)
+
+
+def summary_facts(example: dict, response: str) -> dict:
+    """A summary checked against the passage it summarises (one person's facts, the world's truth):
+    ``precision``, the share of the facts it writes that the passage gives; ``recall``, the share of
+    the reference's facts it writes; ``named``, whether it names the person."""
+    told = {v for vs in W.find_values(example["messages"][0]["content"]).values() for v in vs}
+    written = {v for vs in W.find_values(response).values() for v in vs}
+    precision, recall = precision_recall(written, told, set(example["items"]))
+    person = example["reference"].split(" is a ")[0]
+    return {"precision": precision, "recall": recall, "named": person in W.find_names(response)}
+
+
+def assistant_labels(tokenizer, messages: list[dict]) -> dict:
+    """``messages`` through the chat template: token ids, and labels that train only the assistant's
+    tokens (the template's ``{% generation %}`` span; -100 elsewhere), as TRL's assistant-only loss does."""
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    ids = list(out["input_ids"])
+    return {"input_ids": ids, "labels": mask_labels(ids, out["assistant_masks"])}
+
+
+def mask_labels(input_ids: list[int], keep: list[int]) -> list[int]:
+    """Labels for ``input_ids``: the id where ``keep`` is 1 (in the loss), -100 where it is 0 (ignored)."""
+    return [i if k else -100 for i, k in zip(input_ids, keep)]
+
+
+def show_trained(tokenizer, input_ids: list[int], labels: list[int]) -> str:
+    """The tokens as text, each one in the loss in [brackets]."""
+    pieces = tokenizer.convert_ids_to_tokens(input_ids)
+    return " ".join(f"[{p}]" if label != -100 else p for p, label in zip(pieces, labels))
 
 
 def stopped_share(rows: list[dict]) -> float:
@@ -95,7 +146,7 @@ def sft_config(out_dir: str, *, steps: int, batch_size: int, lr: float, assistan
     return SFTConfig(
         output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
         lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 10), weight_decay=0.0,
-        bf16=half is torch.bfloat16, fp16=half is torch.float16, gradient_checkpointing=False,
+        bf16=half is torch.bfloat16, fp16=half is torch.float16, activation_checkpointing=False,
         use_cpu=not gpu, assistant_only_loss=assistant_only, max_length=max_length, report_to="none",
         logging_steps=max(1, steps // 10), save_strategy="no", disable_tqdm=True, seed=seed,
         dataloader_num_workers=0)
@@ -120,26 +171,36 @@ def check_trained_tokens(dataset, tokenizer) -> dict:
     return {"trained_share": trained / total, "eos_trained": eos / len(dataset)}
 
 
+def has_generation_markers(tokenizer) -> bool:
+    """Whether the tokenizer's chat template marks the assistant's tokens (``{% generation %}``)."""
+    return re.search(r"{%-?\s*generation\s*-?%}", tokenizer.chat_template or "") is not None
+
+
 def tune(model, tokenizer, examples: list[dict], *, out_dir: str, steps: int, batch_size: int, lr: float,
          assistant_only: bool = True, seed: int = 0, callbacks=()) -> dict:
     """Supervised fine-tuning of a copy of ``model`` on ``examples`` (chat messages) with TRL's
     SFTTrainer; the loss on the assistant's turns only, or on everything. Returns the tuned model, the
-    seconds it took, its loss curve and what the data trained (``check_trained_tokens``)."""
-    from datasets import Dataset
+    seconds and peak memory (bytes) training took, its loss curve and what the data trained
+    (``check_trained_tokens``)."""
+    import datasets
+    from transformers import PrinterCallback
     from trl import SFTTrainer
 
-    if assistant_only and "generation" not in (tokenizer.chat_template or ""):
+    from labkit.engine.callbacks import PeakMemory
+
+    if assistant_only and not has_generation_markers(tokenizer):
         raise ValueError("assistant_only_loss needs the chat template's {% generation %} markers; "
                          "this tokenizer's template has none (every label would be masked).")
+    datasets.disable_progress_bars()  # TRL's tokenizing passes: noise in a lesson
     tuned = copy.deepcopy(model)
-    data = Dataset.from_list([{"messages": e["messages"]} for e in examples])
+    data = datasets.Dataset.from_list([{"messages": e["messages"]} for e in examples])
     args = sft_config(out_dir, steps=steps, batch_size=batch_size, lr=lr, assistant_only=assistant_only, seed=seed)
+    peak = PeakMemory()
     trainer = SFTTrainer(model=tuned, args=args, train_dataset=data, processing_class=tokenizer,
-                         callbacks=list(callbacks))
+                         callbacks=[*callbacks, peak])
+    trainer.pop_callback(PrinterCallback)  # it prints every logged dict
     trained = check_trained_tokens(trainer.train_dataset, tokenizer)
-    start = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - start
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     tuned.eval()
-    return {"model": tuned, "seconds": seconds, "losses": losses, **trained}
+    return {"model": tuned, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses, **trained}

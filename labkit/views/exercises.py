@@ -218,6 +218,26 @@ def _pareto(pareto_front):
            same=lambda a, b: isinstance(a, (list, tuple)) and sorted(a) == sorted(b))
 
 
+def _mask_labels(assistant_only_labels):
+    from labkit.topics.instruction_tuning import mask_labels
+
+    cases = [([5, 191, 65, 477, 444, 3], [0, 0, 0, 1, 1, 1]), ([7, 8, 9], [0, 0, 0]), ([4, 3], [1, 1])]
+    _cases(assistant_only_labels, mask_labels, cases)
+
+
+def _precision_recall(fact_precision_recall):
+    from labkit.topics.instruction_tuning import precision_recall
+
+    told = {"master potter", "Fort Galt", "year 1950", "House Ashford"}
+    cases = [({"master potter", "Fort Galt"}, told, {"master potter", "Fort Galt"}),
+             ({"master potter", "Fort Brisk"}, told, {"master potter", "Fort Galt"}),
+             ({"House Ashford"}, told, {"master potter", "Fort Galt"}),
+             (set(), told, {"master potter", "Fort Galt"})]
+    _cases(fact_precision_recall, precision_recall, cases,
+           same=lambda a, b: isinstance(a, (list, tuple)) and len(a) == 2
+           and all(isinstance(x, (int, float)) and math.isclose(x, y, abs_tol=1e-9) for x, y in zip(a, b)))
+
+
 def _zero_bytes(zero_bytes_per_device):
     from labkit.topics.scaling import zero_bytes
 
@@ -284,6 +304,15 @@ EXERCISES = {
                      _pareto, "points is {method: (trainable parameters, accuracy)}: a method is beaten when "
                      "another has no more parameters and no less accuracy, and is better on one.",
                      "The methods worth considering at some parameter budget."),
+    "07.1": Exercise("07_instruction_tuning", "assistant_only_labels(input_ids, assistant_mask): the labels of "
+                     "assistant-only loss", _mask_labels, "The token id where the mask is 1, -100 (ignored by the "
+                     "loss) where it is 0.", "What TRL builds from the template's {% generation %} span: a mask of "
+                     "all zeros would train nothing."),
+    "07.2": Exercise("07_instruction_tuning", "fact_precision_recall(written, told, wanted): a summary's facts "
+                     "scored", _precision_recall, "precision = |written & told| / |written| (1.0 when nothing is "
+                     "written); recall = |written & wanted| / |wanted|. Return a (precision, recall) pair.",
+                     "Precision catches invented facts, recall catches missing ones; exact match would catch "
+                     "neither apart."),
     "12.1": Exercise("12_scaling_out", "zero_bytes_per_device(n_params, devices, stage): the ZeRO paper's "
                      "accounting", _zero_bytes, "2 + 2 + 12 bytes per parameter (fp16 weights, fp16 gradients, "
                      "Adam's fp32 states); stage 1 divides the 12 by the devices, stage 2 also the gradients, "
