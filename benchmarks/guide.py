@@ -41,6 +41,10 @@ TEACHES = {
     "06_peft_family": "the PEFT family on one task and one step budget: full, LoRA, DoRA, IA3, prefix and prompt "
                       "tuning, P-tuning, LN tuning and a bottleneck adapter written in the notebook; accuracy "
                       "against trainable parameters, forgetting, memory, speed, serving two adapters, merging",
+    "07_instruction_tuning": "instruction tuning with TRL's `SFTTrainer`: the chat template and which tokens train, "
+                             "three silent failures refused, zero-/few-shot vs tuned on seen and held-out kinds, "
+                             "stopping, assistant-only vs whole-sequence loss, a learning curve, quality vs "
+                             "quantity, summaries checked fact by fact",
     "12_scaling_out": "scaling out, for real: the ZeRO paper's accounting, the course's Trainer run launched with "
                       "`accelerate launch` in two processes, the same training as one process, the `--cpu` trap, "
                       "per-process bytes under DDP, ZeRO-1 and FSDP, configs to take to a multi-GPU machine",

@@ -77,6 +77,18 @@ def test_few_shot_never_shows_a_held_out_kind():
     assert all(IT.pick_shots(_train(), e, 2, random.Random(0)) == [] for e in held)
 
 
+def test_few_shot_prompts_stay_within_the_context(tiny_v2):
+    _, tok = tiny_v2
+    train, rng = _train(8), random.Random(0)
+    for e in I.instructions(W.make_world(0), "test", 2):
+        shots = IT.pick_shots(train, e, 3, rng, tok, 256)
+        assert all(s["kind"] == e["kind"] for s in shots) and len(shots) <= 3
+        assert len(tok(IT.chat_prompt(tok, e, shots)).input_ids) <= 256 or not shots
+    rewrite = next(e for e in train if e["kind"] == "rewrite")  # short: three fit in a long context
+    assert len(IT.pick_shots(train, rewrite, 3, rng, tok, 10_000)) == 3
+    assert IT.pick_shots(train, rewrite, 3, rng, tok, 5) == []
+
+
 def test_the_shipped_model_stops_after_a_reading_answer(base):
     from labkit.engine.evaluate import generate_with_stops
 
@@ -87,3 +99,59 @@ def test_the_shipped_model_stops_after_a_reading_answer(base):
     assert stopped and text.startswith(answer)
     (_, cut), = generate_with_stops(model, tok, [prompt], max_new_tokens=1)
     assert not cut
+
+
+def test_generation_markers_are_found_only_as_markers(tiny, tiny_v2):
+    assert IT.has_generation_markers(tiny_v2[1])
+    assert not IT.has_generation_markers(tiny[1])  # its template says add_generation_prompt, not the marker
+    assert "add_generation_prompt" in tiny[1].chat_template
+
+
+def test_sft_config_turns_off_the_slow_cpu_defaults(tmp_path):
+    args = IT.sft_config(str(tmp_path), steps=10, batch_size=2, lr=1e-3)
+    assert not args.gradient_checkpointing and not args.bf16 and not args.fp16
+    assert args.assistant_only_loss and args.max_steps == 10 and args.save_strategy == "no"
+
+
+def test_assistant_labels_train_the_answer_and_its_end(tiny_v2):
+    _, tok = tiny_v2
+    example = _train(1)[0]
+    enc = IT.assistant_labels(tok, example["messages"])
+    trained = [i for i, label in zip(enc["input_ids"], enc["labels"]) if label != -100]
+    assert trained[-1] == tok.eos_token_id
+    assert tok.decode(trained[:-1]).strip().replace(" ##", "") == example["reference"].replace(" ##", "")
+    shown = IT.show_trained(tok, enc["input_ids"], enc["labels"])
+    assert shown.count("[") == len(trained) and shown.endswith(f"[{tok.eos_token}]")
+    assert IT.mask_labels([4, 5, 6], [0, 1, 1]) == [-100, 5, 6]
+
+
+def test_summary_facts_score_against_the_passage():
+    world = W.make_world(0)
+    example = next(e for e in I.instructions(world, "test", 2) if e["kind"] == "summarize")
+    assert IT.summary_facts(example, example["reference"]) == {"precision": 1.0, "recall": 1.0, "named": True}
+    job, city = sorted(example["items"], key=lambda v: not v.startswith("master"))
+    wrong_city = next(f"Fort {c}" for c in W.BARE["city"] if f"Fort {c}" != city)
+    invented = IT.summary_facts(example, f"Zz Zz is a {job} from {wrong_city} .")
+    assert invented == {"precision": 0.5, "recall": 0.5, "named": False}
+    employer = W.find_values(example["messages"][0]["content"])["employer"][0]
+    extra = IT.summary_facts(example, f"{example['reference']} works for {employer} .")
+    assert extra["precision"] == 1.0 and extra["recall"] == 1.0  # true, though not in the reference: not invented
+    assert IT.summary_facts(example, "")["precision"] == 1.0  # nothing written, nothing invented
+    assert IT.precision_recall(set(), {"a"}, {"a", "b"}) == (1.0, 0.0)
+
+
+def test_training_set_sizes_beyond_the_training_set_are_refused():
+    from labkit.core.settings import get_profile
+
+    S = get_profile("ci").instruct
+    IT.check_sizes(S)
+    with pytest.raises(ValueError, match="exceed the 384 training examples"):
+        IT.check_sizes(get_profile("ci").override(instruct={"curve": (24, 999)}).instruct)
+
+
+def test_the_plots_draw():
+    from labkit.views.plots import instruction_tuning as plots
+
+    scores = {"zero-shot": {"answer": 0.1, "compare": 0.0}, "tuned": {"answer": 0.5}}
+    assert plots.kind_bars(scores, ["answer", "compare"], ("compare",)).axes
+    assert plots.learning_curve([24, 96], [0.2, 0.3], [0.0, 0.0], {"seen": 0.1, "heldout": 0.0}).axes

@@ -1,8 +1,10 @@
 """Notebook 07_instruction_tuning, executed by papermill in the ci profile, with its findings asserted.
 
 Every threshold is owned here, with its reason; none is read from the results it judges. The design
-looked at world seeds 0 and 1 only (an early prototype and the first notebook run, ci settings); seeds
-2-10 were judged by these thresholds in the seed sweep without changing them (benchmarks/seeds/).
+looked at world seeds 0 and 1 (an early prototype and the first notebook run, ci settings); the seed
+sweep then judged seeds 1-10 (benchmarks/seeds/07_instruction_tuning.md). Where a designed bound did
+not hold on every seed, the comment says so and the test asserts what held instead, or is marked as a
+finding that does not hold.
 """
 
 import math
@@ -10,24 +12,27 @@ import math
 import pytest
 from conftest import run_notebook
 
-# The tuned model sees end-of-text in the loss after every answer: measured 1.00 of the answers stopped
-# (seeds 0, 1), against 0.11-0.24 for the base model zero-shot. 0.9 and 0.5 leave room on both sides.
-MIN_TUNED_STOPPED = 0.9
+# The tuned model sees end-of-text in the loss after every answer. Designed as "tuned >= 0.9, base zero-shot
+# <= 0.5" (seeds 0, 1: 1.00 against 0.11-0.24); seed 5 of the sweep stopped 0.83 of its tuned answers. What held
+# on seeds 1-10 is the gain: tuned minus zero-shot 0.63-0.83. It is asserted at 0.5 (the base model still stops
+# on at most half, so a run that learned nothing about stopping cannot pass).
+MIN_STOP_GAIN = 0.5
 MAX_BASE_STOPPED = 0.5
 # Seen kinds: tuned minus zero-shot measured +0.08 to +0.13 (seeds 0, 1). With 8 test examples per kind, a
-# kind's mean moves by 0.12 per answer; over six kinds, 0.05 is about two answers' worth.
+# kind's mean moves by 0.12 per answer; over six kinds, 0.05 is about two answers' worth. Held on 9 of seeds
+# 1-10 (seed 2: -0.004; mean +0.16); the notebook and the README say so.
 MIN_SEEN_GAIN = 0.05
 # Held-out kinds: 0.00 zero-shot and tuned on seeds 0, 1 (the tuned model answers a yes/no question with a
-# name). "Does not carry over": the tuned model gains at most 0.1 there (a tenth of the scale).
+# name). "Does not carry over": the tuned model gains at most 0.1 there (a tenth of the scale). Held on 1-10.
 MAX_HELDOUT_GAIN = 0.1
-# Summaries: the tuned model writes the reference's two facts far more often (recall +0.37 to +0.41 on seeds 0,
-# 1) and invents none it was not told; 0.2 is half the measured gain.
+# Summaries: designed as recall +0.2 over zero-shot with precision >= 0.9 (seeds 0, 1: +0.37 to +0.41, 1.00).
+# It held on 6 of seeds 1-10 (recall gain -0.31 to +0.56): at 8 summaries per run it is not a finding.
 MIN_SUMMARY_RECALL_GAIN = 0.2
-# ...and every fact it writes is one the passage gives (precision 1.00 on seed 0); 0.9 allows one slip in ten.
 MIN_SUMMARY_PRECISION = 0.9
-# Whole-sequence loss puts end-of-text in a loss that is mostly passages: its answers stopped 0.74-0.85 against
-# 1.00 with assistant-only loss (seeds 0, 1). 0.1 is under the smallest measured gap (0.15).
-MIN_STOP_GAP_WHOLE = 0.1
+# Whole-sequence loss puts end-of-text in a loss that is mostly passages: designed as "stops at least 0.1 less
+# often" (seeds 0, 1: 0.15-0.26 less); seed 5 of the sweep: 0.06 less. What held on seeds 1-10: less often
+# (0.06-0.44), asserted as at least one answer fewer.
+MIN_FEWER_STOPPED = 1
 
 
 # Effect sizes the seed sweep (benchmarks/seeds.py) reports over seeds, beside which findings held.
@@ -74,8 +79,9 @@ def test_07_assistant_only_loss_trains_the_answers_and_their_end(results):
 
 @pytest.mark.notebook
 def test_07_tuning_teaches_the_model_to_stop(results):
-    assert results["tuned"]["stopped"] >= MIN_TUNED_STOPPED, results["tuned"]["stopped"]
     assert results["zero"]["stopped"] <= MAX_BASE_STOPPED, results["zero"]["stopped"]
+    gain = results["tuned"]["stopped"] - results["zero"]["stopped"]
+    assert gain >= MIN_STOP_GAIN, gain
 
 
 @pytest.mark.notebook
@@ -91,6 +97,7 @@ def test_07_tuning_does_not_carry_over_to_held_out_kinds(results):
 
 
 @pytest.mark.notebook
+@pytest.mark.xfail(reason="held on 6 of seeds 1-10 (failed on 2, 5, 6, 7): eight summaries per run are too few")
 def test_07_tuned_summaries_write_the_facts_without_inventing(results):
     tuned, zero = results["summaries"]["tuned"], results["summaries"]["zero-shot"]
     assert tuned["recall"] - zero["recall"] >= MIN_SUMMARY_RECALL_GAIN, (tuned, zero)
@@ -99,8 +106,9 @@ def test_07_tuned_summaries_write_the_facts_without_inventing(results):
 
 @pytest.mark.notebook
 def test_07_whole_sequence_loss_stops_less_often(results):
-    gap = results["tuned"]["stopped"] - results["whole"]["stopped"]
-    assert gap >= MIN_STOP_GAP_WHOLE, gap
+    answers = results["sizes"]["test"] + results["sizes"]["heldout"]
+    fewer = round((results["tuned"]["stopped"] - results["whole"]["stopped"]) * answers)
+    assert fewer >= MIN_FEWER_STOPPED, fewer
 
 
 @pytest.mark.notebook

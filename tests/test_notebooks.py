@@ -42,6 +42,8 @@ STATED_ELSEWHERE = {
     "05_rag_vs_finetuning": {2023: "publication year of cited papers"},
     "06_peft_family": {2019: "adapters paper (Houlsby et al. 2019)", 2021: "prompt tuning paper (Lester et al. 2021)",
                        1970: "the record format's example value (`year 1970`)"},
+    "07_instruction_tuning": {2020: "GPT-3 paper (Brown et al. 2020)", 2021: "FLAN paper (Wei et al. 2021)", 2023: "LIMA paper (Zhou et al. 2023)",
+                              2024: "papers on the loss over instructions (Shi et al. 2024; Huerta-Enochian and Ko 2024)"},
     "12_scaling_out": {2020: "ZeRO paper (Rajbhandari et al. 2020)", 80: "an 80 GB card's capacity (80 GiB)",
                        16: "bytes per parameter without ZeRO: 2 + 2 + 12, the table above it",
                        77: "DeepSpeed's CPU Adam compile time measured on this stack (the course's design notes)"},

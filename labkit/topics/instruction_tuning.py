@@ -39,11 +39,20 @@ def chat_prompt(tokenizer, example: dict, shots: list[dict] = ()) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def pick_shots(train: list[dict], example: dict, n: int, rng: random.Random) -> list[dict]:
-    """``n`` training examples of the same kind as ``example`` (few-shot in-context examples); none
-    for a kind training never holds (the held-out kinds: nothing of theirs may be shown)."""
+def pick_shots(train: list[dict], example: dict, n: int, rng: random.Random, tokenizer=None,
+               max_tokens: int | None = None) -> list[dict]:
+    """Up to ``n`` training examples of the same kind as ``example`` (few-shot in-context examples),
+    drawn at random; with ``max_tokens``, only while the whole prompt stays within that many tokens
+    (a model cannot use a context longer than it was trained on). None for a kind training never holds
+    (the held-out kinds: nothing of theirs may be shown)."""
     same = [e for e in train if e["kind"] == example["kind"]]
-    return rng.sample(same, min(n, len(same)))
+    picked: list[dict] = []
+    for shot in rng.sample(same, len(same)):
+        if len(picked) == n:
+            break
+        if max_tokens is None or len(tokenizer(chat_prompt(tokenizer, example, [*picked, shot])).input_ids) <= max_tokens:
+            picked.append(shot)
+    return picked
 
 
 def respond(model, tokenizer, examples: list[dict], shots: list[list[dict]] | None = None,

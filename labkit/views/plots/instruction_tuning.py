@@ -29,6 +29,7 @@ def learning_curve(sizes: list[int], seen: list[float], heldout: list[float], ze
     """Score on the seen and the held-out kinds against the number of training examples (log x); the
     base model's zero-shot scores as dotted lines."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(sizes, seen, "o-", color="tab:blue", label="seen kinds, tuned")
@@ -39,6 +40,7 @@ def learning_curve(sizes: list[int], seen: list[float], heldout: list[float], ze
                                                                    "base model zero-shot")
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.xaxis.set_minor_locator(NullLocator())  # only the sizes run, no 3x10^1 between them
     ax.set(xlabel="training examples (log scale; the same number of steps for each)", ylabel="mean score per kind",
            ylim=(0, 1.05), title="Learning curve")
     ax.legend(fontsize=8)
