@@ -50,7 +50,8 @@ def pick_shots(train: list[dict], example: dict, n: int, rng: random.Random, tok
     for shot in rng.sample(same, len(same)):
         if len(picked) == n:
             break
-        if max_tokens is None or len(tokenizer(chat_prompt(tokenizer, example, [*picked, shot])).input_ids) <= max_tokens:
+        prompt = chat_prompt(tokenizer, example, [*picked, shot]) if max_tokens is not None else ""
+        if max_tokens is None or len(tokenizer(prompt).input_ids) <= max_tokens:
             picked.append(shot)
     return picked
 
