@@ -42,7 +42,8 @@ MODULES = {
     "tour": "topics.tour", "finetuning": "topics.finetuning", "forgetting": "topics.forgetting", "lora": "topics.lora",
     "quantize": "topics.qlora.quantize", "estimate": "topics.qlora.estimate",
     "memory_lab": "topics.qlora.memory_lab", "rag": "topics.rag.retrieval", "knowledge": "topics.rag.knowledge",
-    "peft_family": "topics.peft_family", "instruction_tuning": "topics.instruction_tuning", "scaling": "topics.scaling",
+    "peft_family": "topics.peft_family", "instruction_tuning": "topics.instruction_tuning",
+    "preference_tuning": "topics.preference_tuning", "scaling": "topics.scaling",
     "plots": "views.plots", "widgets": "views.widgets", "live": "views.live", "exercises": "views.exercises",
 }
 

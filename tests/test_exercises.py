@@ -68,6 +68,8 @@ WRONG = {
     "05.2": "def rag_prompt(passages, question):\n    return ' '.join(passages) + ' ' + question",
     "06.1": "def trainable_share(model):\n    return 1.0",
     "06.2": "def pareto_front(points):\n    return sorted(points)",
+    "07.1": "def assistant_only_labels(ids, mask):\n    return [i if m else 0 for i, m in zip(ids, mask)]",  # 0 trains
+    "07.2": "def fact_precision_recall(w, t, x):\n    return len(w & x) / len(w), len(w & x) / len(x)",  # vs reference
     "12.1": "def zero_bytes_per_device(n, devices, stage):\n    return 16 * n / devices",
     "12.2": "gb_per_gpu = 16 * 70 / 1",
 }

@@ -364,7 +364,7 @@ PROFILES = {
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
                   "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4",
-                  "06_peft_family": "~6 min on a T4",
+                  "06_peft_family": "~6 min on a T4", "07_instruction_tuning": "~5 min on a T4",
                   "12_scaling_out": "~3 min (its processes use the CPU unless there are 2+ GPUs)"}),
 }
 

@@ -104,16 +104,24 @@ def half_precision() -> str | None:
     return "bf16" if torch.cuda.get_device_capability()[0] >= 8 else "fp16"
 
 
-def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
+HEADS = ("causal", "sequence")  # next-token prediction; one score per sequence (classifiers, reward models)
+
+
+def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, head: str = "causal", **kwargs):
     """Load (model, tokenizer). ``course-base`` is the shipped model; anything else is a hub id
-    or a local folder, loaded with the same ``from_pretrained`` calls. ``dtype`` None loads float32
+    or a local folder, loaded with the same ``from_pretrained`` calls. ``head`` "sequence" puts a
+    freshly initialised sequence-classification head on the pretrained body (``num_labels=1``: a reward
+    model), which scores the last non-pad token. ``dtype`` None loads float32
     weights, what training wants (mixed precision on a GPU is the Trainer's autocast over fp32 master
     weights: transformers 5 would otherwise load a bf16 checkpoint such as SmolLM2 in bf16, where small
     updates vanish); ``"auto"`` keeps the checkpoint's dtype."""
     import torch
     from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+    if head not in HEADS:
+        raise ModelError(f"Unknown head {head!r}: use one of {', '.join(HEADS)}.")
+    auto = AutoModelForCausalLM if head == "causal" else AutoModelForSequenceClassification
     dtype = torch.float32 if dtype is None else parse_dtype(dtype)
     source = str(base_model_dir()) if model_id == COURSE_MODEL else model_id
     if model_id == COURSE_MODEL and not Path(source).is_dir():
@@ -126,8 +134,7 @@ def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
         kwargs.setdefault("local_files_only", True)  # offline: the cache only, no minute of retries
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=kwargs.get("local_files_only", False))
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True,
-                                                     **kwargs)
+        model = auto.from_pretrained(source, dtype=dtype, use_safetensors=True, **kwargs)
     except (OSError, ValueError, SafetensorError) as err:
         if local:
             raise ModelError(f"The model folder {source} is corrupt ({type(err).__name__}): "
@@ -139,6 +146,8 @@ def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, **kwargs):
                          "model.") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if head == "sequence" and model.config.pad_token_id is None:  # it finds each sequence's last token by it
+        model.config.pad_token_id = tok.pad_token_id
     if device is not None:
         model.to(device)
     return model, tok

@@ -1,0 +1,99 @@
+"""Preference tuning: a reward model learned from preference pairs (TRL's ``RewardTrainer``), judged
+against the world's gold reward, which knows the truth a learned reward model only guesses at.
+
+The pairs are world v2's (``labkit.core.preferences``): two responses of different quality to one
+prompt, the better one chosen, and a nuisance feature (more words, a politeness phrase) that training
+pairs can put on the chosen response more often than not. ``pair_accuracy`` splits a reward model's
+accuracy by where the feature sits: a model that learned quality is right either way; one that learned
+the feature is right when the feature is on the chosen response and wrong when it is on the rejected.
+Introduced in notebook 08_preference_tuning.
+"""
+
+from __future__ import annotations
+
+from labkit.core.settings import COURSE_MODEL
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")  # TRL's conversational preference format
+
+
+def reward_config(out_dir: str, *, steps: int, batch_size: int, lr: float, max_length: int = 384, seed: int = 0):
+    """TRL's RewardConfig for the course: bf16 and gradient checkpointing (TRL's defaults) off on the
+    CPU, where they make a step several times slower; half precision where a GPU has it."""
+    import torch
+    from trl import RewardConfig
+
+    from labkit.model.loading import half_precision
+
+    gpu = torch.cuda.is_available()
+    half = half_precision() if gpu else None
+    return RewardConfig(
+        output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
+        lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 10), weight_decay=0.0,
+        bf16=half == "bf16", fp16=half == "fp16", activation_checkpointing=False, use_cpu=not gpu,
+        max_length=max_length, report_to="none", logging_steps=max(1, steps // 10), save_strategy="no",
+        disable_tqdm=True, seed=seed, dataloader_num_workers=0)
+
+
+def train_reward_model(tokenizer, pairs: list[dict], *, out_dir: str, steps: int, batch_size: int, lr: float,
+                       seed: int = 0, model_id: str = COURSE_MODEL, callbacks=()) -> dict:
+    """A reward model: the pretrained body with a fresh one-score head, trained on ``pairs`` (the
+    Bradley-Terry loss: the chosen response should score above the rejected). Returns the model, the
+    seconds and peak memory (bytes) training took, and its loss curve."""
+    import datasets
+    from transformers import PrinterCallback, set_seed
+    from trl import RewardTrainer
+
+    from labkit.engine.callbacks import PeakMemory
+    from labkit.model.loading import load_model
+
+    datasets.disable_progress_bars()  # TRL's tokenizing passes: noise in a lesson
+    set_seed(seed)  # the head's initialisation
+    model, _ = load_model(model_id, head="sequence", num_labels=1)
+    data = datasets.Dataset.from_list([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
+    peak = PeakMemory()
+    trainer = RewardTrainer(model=model, args=reward_config(out_dir, steps=steps, batch_size=batch_size, lr=lr,
+                                                            seed=seed),
+                            train_dataset=data, processing_class=tokenizer, callbacks=[*callbacks, peak])
+    trainer.pop_callback(PrinterCallback)  # it prints every logged dict
+    trainer.train()
+    model.eval()
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    return {"model": model, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses}
+
+
+def rewards(model, tokenizer, conversations: list[list[dict]], batch_size: int = 16) -> list[float]:
+    """The reward model's score of each conversation (chat messages, the response last), as TRL's
+    RewardTrainer sees it: the chat template's text, scored at its last token."""
+    import torch
+
+    texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
+    out: list[float] = []
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "right"
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
+            with torch.no_grad():
+                out += model(**batch).logits[:, 0].float().tolist()
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def pair_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
+    """How often the reward model scores the chosen response above the rejected one: over all pairs,
+    and split by where the nuisance feature sits (on the chosen response, or on the rejected one).
+    ``shortcut`` is the first minus the second: near 0 for a reward model that judges quality, near 1
+    for one that judges the feature."""
+    chosen = rewards(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs])
+    rejected = rewards(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs])
+    right = [c > r for c, r in zip(chosen, rejected)]
+
+    def share(keep):
+        hits = [h for h, p in zip(right, pairs) if keep(p)]
+        return sum(hits) / len(hits) if hits else float("nan")
+
+    on_chosen, on_rejected = share(lambda p: p["feature_on_chosen"]), share(lambda p: not p["feature_on_chosen"])
+    return {"all": sum(right) / len(right), "feature_on_chosen": on_chosen, "feature_on_rejected": on_rejected,
+            "shortcut": on_chosen - on_rejected}

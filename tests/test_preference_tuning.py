@@ -1,0 +1,65 @@
+"""Preference tuning (notebook 08): the reward model trains through TRL, scores as TRL does, and its
+accuracy splits by where the nuisance feature sits."""
+
+import pytest
+import torch
+
+from labkit.core import preferences as P
+from labkit.core import world as W
+from labkit.topics import preference_tuning as PT
+
+
+@pytest.fixture
+def saved_tiny(tiny_v2, tmp_path):
+    model, tok = tiny_v2
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    return str(tmp_path / "tiny"), tok
+
+
+def test_reward_model_trains_a_score_head_on_the_pretrained_body(saved_tiny, tiny_v2, tmp_path):
+    path, tok = saved_tiny
+    pairs = P.pairs(W.make_world(0), "train", "length", 0.5, n=16)
+    out = PT.train_reward_model(tok, pairs, out_dir=str(tmp_path / "rm"), steps=2, batch_size=4, lr=1e-3,
+                                model_id=path)
+    rm = out["model"]
+    assert rm.score.out_features == 1 and out["losses"] and out["seconds"] > 0
+    body = dict(tiny_v2[0].model.named_parameters())
+    moved = [n for n, p in rm.model.named_parameters() if not torch.equal(p, body[n])]
+    assert moved  # the body trains too, not only the head
+
+
+def test_rewards_score_the_last_token_whatever_the_padding(saved_tiny):
+    from labkit.model.loading import load_model
+
+    path, tok = saved_tiny
+    rm, _ = load_model(path, head="sequence", num_labels=1)
+    pair = P.pairs(W.make_world(0), "train", "length", 0.5, n=1)[0]
+    short, long = pair["prompt"] + pair["chosen"], pair["prompt"] + pair["rejected"]
+    tok.padding_side = "left"
+    alone = PT.rewards(rm, tok, [short]) + PT.rewards(rm, tok, [long])
+    together = PT.rewards(rm, tok, [short, long])
+    assert together == pytest.approx(alone, abs=1e-5)
+    assert tok.padding_side == "left"  # restored
+
+
+class _Judge(torch.nn.Module):
+    """A stand-in reward model: scores a text by how many filler words it holds (the length feature)."""
+
+    def __init__(self, tok):
+        super().__init__()
+        self.filler = {i for t in P.FILLER for i in tok(t, add_special_tokens=False).input_ids}
+        self.device = torch.device("cpu")
+
+    def forward(self, input_ids, attention_mask):
+        score = [[float(sum(int(i) in self.filler for i, m in zip(row, mask) if m))]
+                 for row, mask in zip(input_ids, attention_mask)]
+        return type("Out", (), {"logits": torch.tensor(score)})()
+
+
+def test_pair_accuracy_exposes_a_reward_model_that_learned_the_feature(tiny_v2):
+    _, tok = tiny_v2
+    pairs = P.pairs(W.make_world(0), "test", "length", n=60)
+    acc = PT.pair_accuracy(_Judge(tok), tok, pairs)
+    assert acc["feature_on_chosen"] == 1.0 and acc["feature_on_rejected"] == 0.0 and acc["shortcut"] == 1.0
+    assert acc["all"] == pytest.approx(P.feature_rate(pairs))
