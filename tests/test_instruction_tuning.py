@@ -107,6 +107,17 @@ def test_generation_markers_are_found_only_as_markers(tiny, tiny_v2):
     assert "add_generation_prompt" in tiny[1].chat_template
 
 
+def test_trl_settings_use_mixed_precision_only_on_a_gpu():
+    from labkit.engine.train import trl_settings
+
+    cpu = trl_settings(steps=10, batch_size=2, lr=1e-3, cuda=False)
+    assert not cpu["bf16"] and not cpu["fp16"] and cpu["use_cpu"] and not cpu["activation_checkpointing"]
+    t4 = trl_settings(steps=10, batch_size=2, lr=1e-3, cuda=True, half="fp16")
+    a100 = trl_settings(steps=10, batch_size=2, lr=1e-3, cuda=True, half="bf16")
+    assert (t4["fp16"], t4["bf16"], a100["fp16"], a100["bf16"]) == (True, False, False, True)
+    assert not t4["use_cpu"]
+
+
 def test_sft_config_turns_off_the_slow_cpu_defaults(tmp_path):
     args = IT.sft_config(str(tmp_path), steps=10, batch_size=2, lr=1e-3)
     assert not args.gradient_checkpointing and not args.bf16 and not args.fp16

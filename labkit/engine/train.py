@@ -119,6 +119,20 @@ def training_args(out_dir: str, *, steps: int | None = None, epochs: float | Non
     return TrainingArguments(**kwargs)
 
 
+def trl_settings(*, steps: int, batch_size: int, lr: float, seed: int = 0, cuda: bool | None = None,
+                 half: str | None = None) -> dict:
+    """The course's settings for a TRL trainer config (SFTConfig, RewardConfig, ...): TRL defaults to bf16
+    and gradient checkpointing, which make a CPU step 5-6x slower, so both are off there; on a GPU, mixed
+    precision as ``training_args`` chooses it (``cuda`` and ``half`` default to what this machine has)."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    half = (half_precision() if cuda else None) if half is None else half
+    return dict(max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
+                lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 10), weight_decay=0.0,
+                bf16=half == "bf16", fp16=half == "fp16", activation_checkpointing=False, use_cpu=not cuda,
+                report_to="none", logging_steps=max(1, steps // 10), save_strategy="no", disable_tqdm=True,
+                seed=seed, dataloader_num_workers=0)
+
+
 def collator(tokenizer):
     """Pads input_ids with the pad token and labels with -100 (ignored by the loss)."""
     from transformers import DataCollatorForSeq2Seq, default_data_collator

@@ -144,22 +144,14 @@ def sloppy(examples: list[dict], share: float, seed: int = 0) -> list[dict]:
 
 def sft_config(out_dir: str, *, steps: int, batch_size: int, lr: float, assistant_only: bool = True,
                max_length: int = 384, seed: int = 0):
-    """TRL's SFTConfig for the course: bf16 and gradient checkpointing (TRL's defaults) off on the CPU,
-    where they make a step 5-6x slower; half precision where a GPU has it."""
-    import torch
+    """TRL's SFTConfig with the course's settings (``train.trl_settings``: no bf16 or gradient
+    checkpointing on the CPU), the loss on the assistant's turns only or on everything."""
     from trl import SFTConfig
 
-    from labkit.model.loading import half_precision
+    from labkit.engine.train import trl_settings
 
-    gpu = torch.cuda.is_available()
-    half = half_precision() if gpu else None
-    return SFTConfig(
-        output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 10), weight_decay=0.0,
-        bf16=half is torch.bfloat16, fp16=half is torch.float16, activation_checkpointing=False,
-        use_cpu=not gpu, assistant_only_loss=assistant_only, max_length=max_length, report_to="none",
-        logging_steps=max(1, steps // 10), save_strategy="no", disable_tqdm=True, seed=seed,
-        dataloader_num_workers=0)
+    return SFTConfig(output_dir=out_dir, assistant_only_loss=assistant_only, max_length=max_length,
+                     **trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
 
 
 def check_trained_tokens(dataset, tokenizer) -> dict:

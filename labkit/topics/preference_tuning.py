@@ -17,21 +17,14 @@ PAIR_COLUMNS = ("prompt", "chosen", "rejected")  # TRL's conversational preferen
 
 
 def reward_config(out_dir: str, *, steps: int, batch_size: int, lr: float, max_length: int = 384, seed: int = 0):
-    """TRL's RewardConfig for the course: bf16 and gradient checkpointing (TRL's defaults) off on the
-    CPU, where they make a step several times slower; half precision where a GPU has it."""
-    import torch
+    """TRL's RewardConfig with the course's settings (``train.trl_settings``: no bf16 or gradient
+    checkpointing on the CPU)."""
     from trl import RewardConfig
 
-    from labkit.model.loading import half_precision
+    from labkit.engine.train import trl_settings
 
-    gpu = torch.cuda.is_available()
-    half = half_precision() if gpu else None
-    return RewardConfig(
-        output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, steps // 10), weight_decay=0.0,
-        bf16=half == "bf16", fp16=half == "fp16", activation_checkpointing=False, use_cpu=not gpu,
-        max_length=max_length, report_to="none", logging_steps=max(1, steps // 10), save_strategy="no",
-        disable_tqdm=True, seed=seed, dataloader_num_workers=0)
+    return RewardConfig(output_dir=out_dir, max_length=max_length,
+                        **trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
 
 
 def train_reward_model(tokenizer, pairs: list[dict], *, out_dir: str, steps: int, batch_size: int, lr: float,
