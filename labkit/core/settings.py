@@ -308,11 +308,11 @@ PROFILES = {
         instruct=InstructionTuning(n_train=384, n_test=8, steps=40, batch_size=8, lr=1e-3, shots=2,
                                    curve=(24, 96, 384), n_clean=96, sloppy_share=0.5, max_new_tokens=40),
         scaling=Scaling(processes=2, steps=8, batch_size=4, n_train=64, lr=1e-3, gpus=8),
-        # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, 2 cores at 0.28-0.42 s per
-        # reference step); tests/test_guide.py holds them within a factor of two of the measurement
-        expected={"00_tour": "~1 min", "01_full_finetuning": "~1 min", "02_forgetting": "~3 min",
-                  "03_lora_rank": "~2.5 min", "04_qlora_memory": "~1.5 min", "05_rag_vs_finetuning": "~1 min",
-                  "06_peft_family": "~2 min", "07_instruction_tuning": "~1.5 min", "12_scaling_out": "~1.5 min"}),
+        # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, base model v2, 2 cores at
+        # 0.21-0.25 s per reference step); tests/test_guide.py holds them within a factor of two of the measurement
+        expected={"00_tour": "~25 s", "01_full_finetuning": "~35 s", "02_forgetting": "~1.5 min",
+                  "03_lora_rank": "~1.5 min", "04_qlora_memory": "~1 min", "05_rag_vs_finetuning": "~1 min",
+                  "06_peft_family": "~1 min", "07_instruction_tuning": "~1.5 min", "12_scaling_out": "~1 min"}),
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
