@@ -63,3 +63,10 @@ def test_pair_accuracy_exposes_a_reward_model_that_learned_the_feature(tiny_v2):
     acc = PT.pair_accuracy(_Judge(tok), tok, pairs)
     assert acc["feature_on_chosen"] == 1.0 and acc["feature_on_rejected"] == 0.0 and acc["shortcut"] == 1.0
     assert acc["all"] == pytest.approx(P.feature_rate(pairs))
+
+
+def test_an_unknown_head_is_refused_in_one_sentence():
+    from labkit.model.loading import ModelError, load_model
+
+    with pytest.raises(ModelError, match="Unknown head 'regression': use one of causal, sequence"):
+        load_model(head="regression")
