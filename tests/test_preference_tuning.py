@@ -70,3 +70,30 @@ def test_an_unknown_head_is_refused_in_one_sentence():
 
     with pytest.raises(ModelError, match="Unknown head 'regression': use one of causal, sequence"):
         load_model(head="regression")
+
+
+def test_reinforce_keeps_the_policy_it_starts_from_as_its_reference(saved_tiny, tmp_path):
+    """TRL reloads its reference from the policy's name: without the fix that is the untuned model."""
+    from labkit.model.loading import load_model
+
+    path, tok = saved_tiny
+    policy, _ = load_model(path)
+    with torch.no_grad():  # the policy RL starts from differs from the model it was tuned from
+        for p in policy.parameters():
+            p.add_(0.01)
+    rm, _ = load_model(path, head="sequence", num_labels=1)
+    specs = [p["spec"] for p in P.pairs(W.make_world(0), "train", "length", 0.5, n=8)]
+    out = PT.reinforce(policy, tok, specs, rm, out_dir=str(tmp_path / "rl"), steps=2, batch_size=4, lr=1e-3,
+                       beta=0.1, generations=2, max_new_tokens=6)
+    ref = dict(out["trainer"].ref_model.named_parameters())
+    assert all(torch.equal(p, ref[n]) for n, p in policy.named_parameters())
+    assert out["curve"] and {"proxy", "gold", "words", "kl", "clipped"} <= set(out["curve"][0])
+    assert all(-1 <= row["gold"] <= 1 for row in out["curve"])
+
+
+def test_judge_scores_answers_by_the_world(tiny_v2):
+    model, tok = tiny_v2
+    specs = [p["spec"] for p in P.pairs(W.make_world(0), "test", n=3)]
+    out = PT.judge(model, tok, specs, max_new_tokens=4)
+    assert len(out["answers"]) == 3 and -1 <= out["gold"] <= 1 and 0 <= out["stopped"] <= 1
+    assert out["words"] == pytest.approx(sum(len(a.split()) for a in out["answers"]) / 3)

@@ -90,3 +90,71 @@ def pair_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
     on_chosen, on_rejected = share(lambda p: p["feature_on_chosen"]), share(lambda p: not p["feature_on_chosen"])
     return {"all": sum(right) / len(right), "feature_on_chosen": on_chosen, "feature_on_rejected": on_rejected,
             "shortcut": on_chosen - on_rejected}
+
+
+def judge(model, tokenizer, specs: list[dict], max_new_tokens: int = 40) -> dict:
+    """A policy's greedy answers to the preference prompts ``specs``, judged by the world: the mean
+    gold reward, the mean number of words and the share of answers that stopped on their own."""
+    from labkit.core.preferences import gold_reward
+    from labkit.engine.evaluate import generate_with_stops
+
+    prompts = [tokenizer.apply_chat_template(s["messages"], tokenize=False, add_generation_prompt=True) for s in specs]
+    answers = generate_with_stops(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    n = len(specs)
+    return {"gold": sum(gold_reward(s, text) for s, (text, _) in zip(specs, answers)) / n,
+            "words": sum(len(text.split()) for text, _ in answers) / n,
+            "stopped": sum(stopped for _, stopped in answers) / n, "answers": [text for text, _ in answers]}
+
+
+def reinforce(policy, tokenizer, specs: list[dict], reward_model, *, out_dir: str, steps: int, batch_size: int,
+              lr: float, beta: float, generations: int = 4, max_new_tokens: int = 40, seed: int = 0) -> dict:
+    """RL with TRL's GRPOTrainer: a copy of ``policy`` samples ``generations`` answers per prompt of
+    ``specs`` and climbs ``reward_model``'s score (the proxy), with a KL penalty ``beta`` to ``policy``
+    itself. The gold reward and the answers' words are logged beside the proxy, never optimised.
+
+    TRL builds its reference model by loading the policy's ``config._name_or_path`` again: for a copy
+    tuned from the course model that is the base model, not the policy RL starts from. So the policy
+    is saved first and named by its folder. Returns the trained model, its curve (proxy, gold, words,
+    KL, share of answers cut at the limit, per logged step), the seconds and peak memory (bytes)."""
+    import copy
+    import json
+    from pathlib import Path
+
+    import datasets
+    from transformers import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from labkit.core.preferences import gold_reward
+    from labkit.engine.callbacks import PeakMemory
+    from labkit.engine.train import trl_settings
+
+    datasets.disable_progress_bars()
+    start = Path(out_dir) / "start"
+    policy = copy.deepcopy(policy)
+    policy.save_pretrained(start)
+    policy.config._name_or_path = str(start)  # TRL's reference model is loaded from here
+
+    def proxy(prompts, completions, **_):
+        return rewards(reward_model, tokenizer, [p + c for p, c in zip(prompts, completions)])
+
+    def gold(prompts, completions, spec, **_):
+        return [gold_reward(json.loads(s), c[0]["content"]) for s, c in zip(spec, completions)]
+
+    def words(prompts, completions, **_):
+        return [float(len(c[0]["content"].split())) for c in completions]
+
+    data = datasets.Dataset.from_list([{"prompt": s["messages"], "spec": json.dumps(s)} for s in specs])
+    settings = trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    args = GRPOConfig(output_dir=out_dir, beta=beta, num_generations=generations, max_completion_length=max_new_tokens,
+                      reward_weights=[1.0, 0.0, 0.0], **settings)
+    peak = PeakMemory()
+    trainer = GRPOTrainer(model=policy, reward_funcs=[proxy, gold, words], args=args, train_dataset=data,
+                          processing_class=tokenizer, callbacks=[peak])
+    trainer.pop_callback(PrinterCallback)
+    trainer.train()
+    policy.eval()
+    curve = [{"step": h["step"], "proxy": h["rewards/proxy/mean"], "gold": h["rewards/gold/mean"],
+              "words": h["rewards/words/mean"], "kl": h.get("kl", 0.0),
+              "clipped": h.get("completions/clipped_ratio", 0.0)}
+             for h in trainer.state.log_history if "rewards/proxy/mean" in h]
+    return {"model": policy, "trainer": trainer, "curve": curve, "seconds": peak.seconds, "peak_bytes": peak.peak}
