@@ -97,3 +97,32 @@ def test_judge_scores_answers_by_the_world(tiny_v2):
     out = PT.judge(model, tok, specs, max_new_tokens=4)
     assert len(out["answers"]) == 3 and -1 <= out["gold"] <= 1 and 0 <= out["stopped"] <= 1
     assert out["words"] == pytest.approx(sum(len(a.split()) for a in out["answers"]) / 3)
+
+
+def test_response_logprob_sums_the_response_tokens(tiny_v2):
+    model, tok = tiny_v2
+    pair = P.pairs(W.make_world(0), "train", n=1)[0]
+    got = PT.response_logprob(model, tok, pair["prompt"], pair["chosen"])
+    head = tok(tok.apply_chat_template(pair["prompt"], tokenize=False, add_generation_prompt=True),
+               add_special_tokens=False).input_ids
+    full = tok(tok.apply_chat_template(pair["prompt"] + pair["chosen"], tokenize=False),
+               add_special_tokens=False).input_ids
+    assert full[:len(head)] == head  # the prompt is a prefix of the whole conversation
+    with torch.no_grad():
+        logits = model(torch.tensor([full])).logits[0]
+    expected = sum(torch.log_softmax(logits[i - 1], -1)[full[i]].item() for i in range(len(head), len(full)))
+    assert got == pytest.approx(expected, abs=1e-3)
+    assert tok.eos_token_id in full[len(head):]
+
+
+def test_dpo_trains_a_copy_whose_implicit_reward_prefers_the_chosen(tiny_v2, tmp_path):
+    model, tok = tiny_v2
+    pairs = P.pairs(W.make_world(0), "train", "length", 0.5, n=8)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    untrained = PT.implicit_pair_accuracy(model, model, tok, pairs)
+    assert untrained["all"] == 0.0  # the policy is its own reference: every implicit reward is 0, a tie
+    out = PT.dpo(model, tok, pairs, out_dir=str(tmp_path / "dpo"), steps=8, batch_size=4, lr=1e-2, beta=0.1)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # the original is untouched
+    trained = PT.implicit_pair_accuracy(out["model"], model, tok, pairs)
+    assert trained["all"] >= 0.75  # fitted on these very pairs
+    assert out["losses"][-1][1] < out["losses"][0][1]

@@ -74,15 +74,10 @@ def rewards(model, tokenizer, conversations: list[list[dict]], batch_size: int =
     return out
 
 
-def pair_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
-    """How often the reward model scores the chosen response above the rejected one: over all pairs,
-    and split by where the nuisance feature sits (on the chosen response, or on the rejected one).
-    ``shortcut`` is the first minus the second: near 0 for a reward model that judges quality, near 1
-    for one that judges the feature."""
-    chosen = rewards(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs])
-    rejected = rewards(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs])
-    right = [c > r for c, r in zip(chosen, rejected)]
-
+def split_accuracy(right: list[bool], pairs: list[dict]) -> dict:
+    """The share of ``right`` verdicts over all pairs, and split by where the nuisance feature sits (on
+    the chosen response, or on the rejected one). ``shortcut`` is the first minus the second: near 0
+    for a judge of quality, near 1 for a judge of the feature."""
     def share(keep):
         hits = [h for h, p in zip(right, pairs) if keep(p)]
         return sum(hits) / len(hits) if hits else float("nan")
@@ -90,6 +85,68 @@ def pair_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
     on_chosen, on_rejected = share(lambda p: p["feature_on_chosen"]), share(lambda p: not p["feature_on_chosen"])
     return {"all": sum(right) / len(right), "feature_on_chosen": on_chosen, "feature_on_rejected": on_rejected,
             "shortcut": on_chosen - on_rejected}
+
+
+def pair_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
+    """How often the reward model scores the chosen response above the rejected one (``split_accuracy``)."""
+    chosen = rewards(model, tokenizer, [p["prompt"] + p["chosen"] for p in pairs])
+    rejected = rewards(model, tokenizer, [p["prompt"] + p["rejected"] for p in pairs])
+    return split_accuracy([c > r for c, r in zip(chosen, rejected)], pairs)
+
+
+def response_logprob(model, tokenizer, prompt: list[dict], response: list[dict]) -> float:
+    """log p(response | prompt) under ``model``: the summed log-probabilities of the response's tokens
+    (its end-of-text included) after the chat template's prompt."""
+    import torch
+
+    head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(prompt + response, tokenize=False)
+    start = len(tokenizer(head, add_special_tokens=False).input_ids)
+    ids = tokenizer(full, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+    targets = ids[0, 1:]
+    return logp[start - 1:].gather(1, targets[start - 1:, None]).sum().item()
+
+
+def implicit_pair_accuracy(policy, reference, tokenizer, pairs: list[dict]) -> dict:
+    """DPO's implicit reward model, log pi(y|x) - log pi_ref(y|x) (beta only scales it), judged like a
+    reward model (``split_accuracy``): a tie counts as wrong."""
+    def reward(pair, side):
+        return (response_logprob(policy, tokenizer, pair["prompt"], pair[side])
+                - response_logprob(reference, tokenizer, pair["prompt"], pair[side]))
+
+    return split_accuracy([reward(p, "chosen") > reward(p, "rejected") for p in pairs], pairs)
+
+
+def dpo(policy, tokenizer, pairs: list[dict], *, out_dir: str, steps: int, batch_size: int, lr: float, beta: float,
+        seed: int = 0) -> dict:
+    """Direct preference optimisation of a copy of ``policy`` on ``pairs`` with TRL's DPOTrainer, the
+    reference being ``policy`` itself (passed explicitly: TRL would otherwise reload it by name, which
+    for a tuned copy is the untuned model). Returns the model, the seconds and peak memory (bytes) and
+    the loss curve."""
+    import copy
+
+    import datasets
+    from transformers import PrinterCallback
+    from trl import DPOConfig, DPOTrainer
+
+    from labkit.engine.callbacks import PeakMemory
+    from labkit.engine.train import trl_settings
+
+    datasets.disable_progress_bars()
+    tuned, reference = copy.deepcopy(policy), copy.deepcopy(policy)
+    data = datasets.Dataset.from_list([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
+    args = DPOConfig(output_dir=out_dir, beta=beta, max_length=384,
+                     **trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
+    peak = PeakMemory()
+    trainer = DPOTrainer(model=tuned, ref_model=reference, args=args, train_dataset=data, processing_class=tokenizer,
+                         callbacks=[peak])
+    trainer.pop_callback(PrinterCallback)
+    trainer.train()
+    tuned.eval()
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    return {"model": tuned, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses}
 
 
 def judge(model, tokenizer, specs: list[dict], max_new_tokens: int = 40) -> dict:
