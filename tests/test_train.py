@@ -93,3 +93,29 @@ def test_a_training_after_the_first_skips_the_long_lived_objects_when_collecting
     assert gc.get_freeze_count() > 0
     before = len(gc.get_objects())  # the tracked objects a collection still scans
     assert before < gc.get_freeze_count()
+
+
+def _copy_runs_its_own_weights(model, tok) -> bool:
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.add_(1.0)
+    ids = tok("Q : where was Bobo born ? A :", return_tensors="pt").input_ids
+    with torch.no_grad():
+        return not torch.equal(model(ids).logits, twin(ids).logits)
+
+
+def test_a_copy_of_a_trained_model_computes_with_its_own_weights(tiny, tiny_v2, tmp_path):
+    """The Trainer puts a forward wrapper on the model object that calls the original's weights, so a
+    deep copy of a trained model silently computed with the original's (notebook 08's policy copies)."""
+    from labkit.core import instructions as I
+    from labkit.core import world as W
+    from labkit.topics import instruction_tuning as IT
+
+    model, tok = tiny
+    train.fit(model, tok, [("a", "b")] * 4, out_dir=str(tmp_path / "fit"), steps=2, batch_size=2, lr=1e-2,
+              progress=False)
+    assert _copy_runs_its_own_weights(model, tok)
+    tuned = IT.tune(tiny_v2[0], tiny_v2[1], I.instructions(W.make_world(0), "train", 1), out_dir=str(tmp_path / "sft"),
+                    steps=1, batch_size=2, lr=1e-2)["model"]
+    assert _copy_runs_its_own_weights(tuned, tiny_v2[1])

@@ -119,6 +119,14 @@ def training_args(out_dir: str, *, steps: int | None = None, epochs: float | Non
     return TrainingArguments(**kwargs)
 
 
+def own_forward(model):
+    """Remove the ``forward`` a trainer installs on the model object itself (a wrapper that calls this
+    very object's weights: a deep copy of the model would still compute with the original's), so the
+    model and every copy of it run their own weights again. Returns the model."""
+    model.__dict__.pop("forward", None)
+    return model
+
+
 def trl_settings(*, steps: int, batch_size: int, lr: float, seed: int = 0, cuda: bool | None = None,
                  half: str | None = None) -> dict:
     """The course's settings for a TRL trainer config (SFTConfig, RewardConfig, ...): TRL defaults to bf16
@@ -200,7 +208,7 @@ def fit(model, tokenizer, data, *, out_dir: str, **kwargs) -> Fit:
     start = time.perf_counter()
     t.train()
     seconds = time.perf_counter() - start
-    model.eval()
+    own_forward(model).eval()
     return Fit(model, t, seconds, peak.peak, t.state.global_step)
 
 

@@ -189,6 +189,7 @@ def tune(model, tokenizer, examples: list[dict], *, out_dir: str, steps: int, ba
     from trl import SFTTrainer
 
     from labkit.engine.callbacks import PeakMemory
+    from labkit.engine.train import own_forward
 
     if assistant_only and not has_generation_markers(tokenizer):
         raise ValueError("assistant_only_loss needs the chat template's {% generation %} markers; "
@@ -204,5 +205,5 @@ def tune(model, tokenizer, examples: list[dict], *, out_dir: str, steps: int, ba
     trained = check_trained_tokens(trainer.train_dataset, tokenizer)
     trainer.train()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    tuned.eval()
+    own_forward(tuned).eval()
     return {"model": tuned, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses, **trained}

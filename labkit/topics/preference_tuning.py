@@ -37,6 +37,7 @@ def train_reward_model(tokenizer, pairs: list[dict], *, out_dir: str, steps: int
     from trl import RewardTrainer
 
     from labkit.engine.callbacks import PeakMemory
+    from labkit.engine.train import own_forward
     from labkit.model.loading import load_model
 
     datasets.disable_progress_bars()  # TRL's tokenizing passes: noise in a lesson
@@ -49,7 +50,7 @@ def train_reward_model(tokenizer, pairs: list[dict], *, out_dir: str, steps: int
                             train_dataset=data, processing_class=tokenizer, callbacks=[*callbacks, peak])
     trainer.pop_callback(PrinterCallback)  # it prints every logged dict
     trainer.train()
-    model.eval()
+    own_forward(model).eval()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return {"model": model, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses}
 
@@ -132,10 +133,10 @@ def dpo(policy, tokenizer, pairs: list[dict], *, out_dir: str, steps: int, batch
     from trl import DPOConfig, DPOTrainer
 
     from labkit.engine.callbacks import PeakMemory
-    from labkit.engine.train import trl_settings
+    from labkit.engine.train import own_forward, trl_settings
 
     datasets.disable_progress_bars()
-    tuned, reference = copy.deepcopy(policy), copy.deepcopy(policy)
+    tuned, reference = own_forward(copy.deepcopy(policy)), own_forward(copy.deepcopy(policy))
     data = datasets.Dataset.from_list([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
     args = DPOConfig(output_dir=out_dir, beta=beta, max_length=384,
                      **trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
@@ -144,7 +145,7 @@ def dpo(policy, tokenizer, pairs: list[dict], *, out_dir: str, steps: int, batch
                          callbacks=[peak])
     trainer.pop_callback(PrinterCallback)
     trainer.train()
-    tuned.eval()
+    own_forward(tuned).eval()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return {"model": tuned, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses}
 
@@ -183,11 +184,11 @@ def reinforce(policy, tokenizer, specs: list[dict], reward_model, *, out_dir: st
 
     from labkit.core.preferences import gold_reward
     from labkit.engine.callbacks import PeakMemory
-    from labkit.engine.train import trl_settings
+    from labkit.engine.train import own_forward, trl_settings
 
     datasets.disable_progress_bars()
     start = Path(out_dir) / "start"
-    policy = copy.deepcopy(policy)
+    policy = own_forward(copy.deepcopy(policy))
     policy.save_pretrained(start)
     policy.config._name_or_path = str(start)  # TRL's reference model is loaded from here
 
@@ -209,7 +210,7 @@ def reinforce(policy, tokenizer, specs: list[dict], reward_model, *, out_dir: st
                           processing_class=tokenizer, callbacks=[peak])
     trainer.pop_callback(PrinterCallback)
     trainer.train()
-    policy.eval()
+    own_forward(policy).eval()
     curve = [{"step": h["step"], "proxy": h["rewards/proxy/mean"], "gold": h["rewards/gold/mean"],
               "words": h["rewards/words/mean"], "kl": h.get("kl", 0.0),
               "clipped": h.get("completions/clipped_ratio", 0.0)}
