@@ -127,6 +127,30 @@ def own_forward(model):
     return model
 
 
+def rows_dataset(rows: list[dict]):
+    """A ``datasets.Dataset`` of ``rows`` for a TRL trainer, with the progress bars of the passes TRL
+    runs over it on construction (tokenizing, truncating) off: noise in a lesson."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    return datasets.Dataset.from_list(rows)
+
+
+def run_trl(trainer) -> dict:
+    """Train with a TRL ``trainer``, measured, without the dict it prints at every log; its model is left
+    in eval mode, computing with its own weights (``own_forward``). Returns the seconds and peak memory
+    (bytes) of training and the loss curve [(step, loss)]."""
+    from transformers import PrinterCallback
+
+    peak = PeakMemory()
+    trainer.add_callback(peak)
+    trainer.pop_callback(PrinterCallback)
+    trainer.train()
+    own_forward(trainer.model).eval()
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    return {"seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses}
+
+
 def trl_settings(*, steps: int, batch_size: int, lr: float, seed: int = 0, cuda: bool | None = None,
                  half: str | None = None) -> dict:
     """The course's settings for a TRL trainer config (SFTConfig, RewardConfig, ...): TRL defaults to bf16

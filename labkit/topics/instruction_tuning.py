@@ -45,13 +45,15 @@ def pick_shots(train: list[dict], example: dict, n: int, rng: random.Random, tok
     drawn at random; with ``max_tokens``, only while the whole prompt stays within that many tokens
     (a model cannot use a context longer than it was trained on). None for a kind training never holds
     (the held-out kinds: nothing of theirs may be shown)."""
+    def fits(shots):
+        return max_tokens is None or len(tokenizer(chat_prompt(tokenizer, example, shots)).input_ids) <= max_tokens
+
     same = [e for e in train if e["kind"] == example["kind"]]
     picked: list[dict] = []
     for shot in rng.sample(same, len(same)):
         if len(picked) == n:
             break
-        prompt = chat_prompt(tokenizer, example, [*picked, shot]) if max_tokens is not None else ""
-        if max_tokens is None or len(tokenizer(prompt).input_ids) <= max_tokens:
+        if fits([*picked, shot]):
             picked.append(shot)
     return picked
 
@@ -184,26 +186,17 @@ def tune(model, tokenizer, examples: list[dict], *, out_dir: str, steps: int, ba
     SFTTrainer; the loss on the assistant's turns only, or on everything. Returns the tuned model, the
     seconds and peak memory (bytes) training took, its loss curve and what the data trained
     (``check_trained_tokens``)."""
-    import datasets
-    from transformers import PrinterCallback
     from trl import SFTTrainer
 
-    from labkit.engine.callbacks import PeakMemory
-    from labkit.engine.train import own_forward
+    from labkit.engine.train import rows_dataset, run_trl
 
     if assistant_only and not has_generation_markers(tokenizer):
         raise ValueError("assistant_only_loss needs the chat template's {% generation %} markers; "
                          "this tokenizer's template has none (every label would be masked).")
-    datasets.disable_progress_bars()  # TRL's tokenizing passes: noise in a lesson
     tuned = copy.deepcopy(model)
-    data = datasets.Dataset.from_list([{"messages": e["messages"]} for e in examples])
+    data = rows_dataset([{"messages": e["messages"]} for e in examples])
     args = sft_config(out_dir, steps=steps, batch_size=batch_size, lr=lr, assistant_only=assistant_only, seed=seed)
-    peak = PeakMemory()
     trainer = SFTTrainer(model=tuned, args=args, train_dataset=data, processing_class=tokenizer,
-                         callbacks=[*callbacks, peak])
-    trainer.pop_callback(PrinterCallback)  # it prints every logged dict
+                         callbacks=list(callbacks))
     trained = check_trained_tokens(trainer.train_dataset, tokenizer)
-    trainer.train()
-    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    own_forward(tuned).eval()
-    return {"model": tuned, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses, **trained}
+    return {"model": tuned, **run_trl(trainer), **trained}

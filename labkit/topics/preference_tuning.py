@@ -32,27 +32,19 @@ def train_reward_model(tokenizer, pairs: list[dict], *, out_dir: str, steps: int
     """A reward model: the pretrained body with a fresh one-score head, trained on ``pairs`` (the
     Bradley-Terry loss: the chosen response should score above the rejected). Returns the model, the
     seconds and peak memory (bytes) training took, and its loss curve."""
-    import datasets
-    from transformers import PrinterCallback, set_seed
+    from transformers import set_seed
     from trl import RewardTrainer
 
-    from labkit.engine.callbacks import PeakMemory
-    from labkit.engine.train import own_forward
+    from labkit.engine.train import rows_dataset, run_trl
     from labkit.model.loading import load_model
 
-    datasets.disable_progress_bars()  # TRL's tokenizing passes: noise in a lesson
     set_seed(seed)  # the head's initialisation
     model, _ = load_model(model_id, head="sequence", num_labels=1)
-    data = datasets.Dataset.from_list([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
-    peak = PeakMemory()
-    trainer = RewardTrainer(model=model, args=reward_config(out_dir, steps=steps, batch_size=batch_size, lr=lr,
-                                                            seed=seed),
-                            train_dataset=data, processing_class=tokenizer, callbacks=[*callbacks, peak])
-    trainer.pop_callback(PrinterCallback)  # it prints every logged dict
-    trainer.train()
-    own_forward(model).eval()
-    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    return {"model": model, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses}
+    data = rows_dataset([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
+    args = reward_config(out_dir, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                            callbacks=list(callbacks))
+    return {"model": model, **run_trl(trainer)}
 
 
 def rewards(model, tokenizer, conversations: list[list[dict]], batch_size: int = 16) -> list[float]:
@@ -128,26 +120,16 @@ def dpo(policy, tokenizer, pairs: list[dict], *, out_dir: str, steps: int, batch
     the loss curve."""
     import copy
 
-    import datasets
-    from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
-    from labkit.engine.callbacks import PeakMemory
-    from labkit.engine.train import own_forward, trl_settings
+    from labkit.engine.train import own_forward, rows_dataset, run_trl, trl_settings
 
-    datasets.disable_progress_bars()
     tuned, reference = own_forward(copy.deepcopy(policy)), own_forward(copy.deepcopy(policy))
-    data = datasets.Dataset.from_list([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
+    data = rows_dataset([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
     args = DPOConfig(output_dir=out_dir, beta=beta, max_length=384,
                      **trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
-    peak = PeakMemory()
-    trainer = DPOTrainer(model=tuned, ref_model=reference, args=args, train_dataset=data, processing_class=tokenizer,
-                         callbacks=[peak])
-    trainer.pop_callback(PrinterCallback)
-    trainer.train()
-    own_forward(tuned).eval()
-    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    return {"model": tuned, "seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses}
+    trainer = DPOTrainer(model=tuned, ref_model=reference, args=args, train_dataset=data, processing_class=tokenizer)
+    return {"model": tuned, **run_trl(trainer)}
 
 
 def judge(model, tokenizer, specs: list[dict], max_new_tokens: int = 40) -> dict:
@@ -178,15 +160,11 @@ def reinforce(policy, tokenizer, specs: list[dict], reward_model, *, out_dir: st
     import json
     from pathlib import Path
 
-    import datasets
-    from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from labkit.core.preferences import gold_reward
-    from labkit.engine.callbacks import PeakMemory
-    from labkit.engine.train import own_forward, trl_settings
+    from labkit.engine.train import own_forward, rows_dataset, run_trl, trl_settings
 
-    datasets.disable_progress_bars()
     start = Path(out_dir) / "start"
     policy = own_forward(copy.deepcopy(policy))
     policy.save_pretrained(start)
@@ -201,18 +179,16 @@ def reinforce(policy, tokenizer, specs: list[dict], reward_model, *, out_dir: st
     def words(prompts, completions, **_):
         return [float(len(c[0]["content"].split())) for c in completions]
 
-    data = datasets.Dataset.from_list([{"prompt": s["messages"], "spec": json.dumps(s)} for s in specs])
+    data = rows_dataset([{"prompt": s["messages"], "spec": json.dumps(s)} for s in specs])
     settings = trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     args = GRPOConfig(output_dir=out_dir, beta=beta, num_generations=generations, max_completion_length=max_new_tokens,
                       reward_weights=[1.0, 0.0, 0.0], **settings)
-    peak = PeakMemory()
     trainer = GRPOTrainer(model=policy, reward_funcs=[proxy, gold, words], args=args, train_dataset=data,
-                          processing_class=tokenizer, callbacks=[peak])
-    trainer.pop_callback(PrinterCallback)
-    trainer.train()
-    own_forward(policy).eval()
+                          processing_class=tokenizer)
+    cost = run_trl(trainer)
     curve = [{"step": h["step"], "proxy": h["rewards/proxy/mean"], "gold": h["rewards/gold/mean"],
               "words": h["rewards/words/mean"], "kl": h.get("kl", 0.0),
               "clipped": h.get("completions/clipped_ratio", 0.0)}
              for h in trainer.state.log_history if "rewards/proxy/mean" in h]
-    return {"model": policy, "trainer": trainer, "curve": curve, "seconds": peak.seconds, "peak_bytes": peak.peak}
+    return {"model": policy, "trainer": trainer, "curve": curve, "seconds": cost["seconds"],
+            "peak_bytes": cost["peak_bytes"]}
