@@ -45,6 +45,9 @@ TEACHES = {
                              "three silent failures refused, zero-/few-shot vs tuned on seen and held-out kinds, "
                              "stopping, assistant-only vs whole-sequence loss, a learning curve, quality vs "
                              "quantity, summaries checked fact by fact",
+    "08_preference_tuning": "preference tuning judged by the world's gold reward: SFT, a reward model (TRL's "
+                            "`RewardTrainer`) that learned length, RL against it (GRPO) with proxy against gold "
+                            "reward, DPO and its beta; gold, length, KL and cost side by side",
     "12_scaling_out": "scaling out, for real: the ZeRO paper's accounting, the course's Trainer run launched with "
                       "`accelerate launch` in two processes, the same training as one process, the `--cpu` trap, "
                       "per-process bytes under DDP, ZeRO-1 and FSDP, configs to take to a multi-GPU machine",

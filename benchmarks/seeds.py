@@ -1,6 +1,7 @@
 """Run a notebook's profile on several world seeds and report which asserted findings held on each.
 
-    python benchmarks/seeds.py 06_peft_family --seeds 1-10 [--workers 2] [--profile ci]
+    python benchmarks/seeds.py 06_peft_family --seeds 1-10 [--workers 2] [--profile ci] [--keep DIR]
+    python benchmarks/seeds.py 06_peft_family --seeds 1-10 --rejudge DIR   # judge kept runs again
 
 A finding is a test of the notebook's test module (``tests/test_notebook_NN.py``) that judges one
 run's results: a ``test_*`` function whose only argument is ``results``. Each seed's run is judged by
@@ -9,6 +10,8 @@ threshold). The module's optional ``EFFECTS`` dict names effect sizes (``{label:
 reported as mean, min and max over the seeds. A test marked ``xfail`` is a finding known not to hold; it
 is reported as such.
 
+``--rejudge DIR`` judges the runs an earlier sweep kept in DIR (``--keep``) with the test module as it is
+now, without running them again: for a test changed after the sweep (the test file says why).
 Writes ``benchmarks/seeds/NAME.md`` (the table the README links to) and ``NAME.json`` (every seed's
 verdicts and effects). Runs go in parallel workers, each kernel on ``cores // workers`` threads.
 """
@@ -149,6 +152,19 @@ def sweep(name: str, seeds: list[int], profile: str = "ci", workers: int = 2, ke
         return dict(pool.map(one, seeds))
 
 
+def rejudge(module, seeds: list[int], keep: Path, earlier: dict | None = None) -> dict:
+    """Judge the runs a sweep kept under ``keep`` (``keep/seedN/out/results.json``) again with ``module``:
+    {seed: verdict}, with each seed's seconds and peak from the ``earlier`` sweep's JSON, if given."""
+    verdicts = {}
+    for seed in seeds:
+        path = keep / f"seed{seed}" / "out" / "results.json"
+        if not path.exists():
+            raise ValueError(f"No kept run of seed {seed} at {path}: run the sweep with --keep first.")
+        cost = {k: (earlier or {}).get(str(seed), {}).get(k) for k in ("seconds", "peak_gib")}
+        verdicts[seed] = judge(module, json.loads(path.read_text())) | cost
+    return verdicts
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", help="e.g. 06_peft_family")
@@ -156,17 +172,25 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--keep", type=Path, help="keep every executed copy under this folder")
+    parser.add_argument("--rejudge", type=Path, help="judge the runs kept in this folder again, without running")
     ns = parser.parse_args(argv)
     if not (NOTEBOOKS / f"{ns.notebook}.ipynb").exists():
         names = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
         parser.error(f"no notebook {ns.notebook!r}; choose one of {', '.join(names)}")
     seeds = parse_seeds(ns.seeds)
-    verdicts = sweep(ns.notebook, seeds, ns.profile, ns.workers, ns.keep)
+    if ns.rejudge:
+        earlier = OUT / f"{ns.notebook}.json"
+        verdicts = rejudge(test_module(ns.notebook), seeds, ns.rejudge,
+                           json.loads(earlier.read_text()) if earlier.exists() else {})
+    else:
+        verdicts = sweep(ns.notebook, seeds, ns.profile, ns.workers, ns.keep)
     module = test_module(ns.notebook)
     table = summarise(module, verdicts)
+    again = (" The runs were judged again (`--rejudge`) after tests changed; the test module says which and why."
+             if ns.rejudge else "")
     header = (f"# {ns.notebook}: findings on world seeds {ns.seeds} ({ns.profile} profile)\n\n"
               f"Made by `python benchmarks/seeds.py {ns.notebook} --seeds {ns.seeds} --profile {ns.profile}`. "
-              "Each finding is a test of the notebook's test module, judging each seed's run.\n\n")
+              f"Each finding is a test of the notebook's test module, judging each seed's run.{again}\n\n")
     OUT.mkdir(exist_ok=True)
     (OUT / f"{ns.notebook}.md").write_text(header + table + "\n")
     (OUT / f"{ns.notebook}.json").write_text(json.dumps({str(s): v for s, v in verdicts.items()}, indent=1) + "\n")

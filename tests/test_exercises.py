@@ -70,6 +70,8 @@ WRONG = {
     "06.2": "def pareto_front(points):\n    return sorted(points)",
     "07.1": "def assistant_only_labels(ids, mask):\n    return [i if m else 0 for i, m in zip(ids, mask)]",  # 0 trains
     "07.2": "def fact_precision_recall(w, t, x):\n    return len(w & x) / len(w), len(w & x) / len(x)",  # vs reference
+    "08.1": "def bradley_terry_loss(c, r):\n    import math\n    return math.log1p(math.exp(c - r))",  # sign
+    "08.2": "def dpo_loss(pc, pr, rc, rr, beta):\n    import math\n    return math.log1p(math.exp(-beta * (pc - pr)))",
     "12.1": "def zero_bytes_per_device(n, devices, stage):\n    return 16 * n / devices",
     "12.2": "gb_per_gpu = 16 * 70 / 1",
 }

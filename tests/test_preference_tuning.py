@@ -126,3 +126,84 @@ def test_dpo_trains_a_copy_whose_implicit_reward_prefers_the_chosen(tiny_v2, tmp
     trained = PT.implicit_pair_accuracy(out["model"], model, tok, pairs)
     assert trained["all"] >= 0.75  # fitted on these very pairs
     assert out["losses"][-1][1] < out["losses"][0][1]
+
+
+def test_answer_logprobs_of_a_left_padded_row_match_the_row_alone(tiny_v2):
+    """Padding is masked out and does not shift a row's positions: a padded row scores as it does alone."""
+    model, tok = tiny_v2
+    pairs = P.pairs(W.make_world(0), "train", n=6)
+    rows = [tok(tok.apply_chat_template(p["prompt"] + p["chosen"], tokenize=False), add_special_tokens=False).input_ids
+            for p in pairs]
+    rows = [min(rows, key=len), max(rows, key=len)]
+    assert len(rows[0]) < len(rows[1])
+    width = len(rows[1])
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    batched = PT.answer_logprobs(model, ids, mask, width - 5)
+    for got, r in zip(batched, rows):
+        alone = PT.answer_logprobs(model, torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long), len(r) - 5)
+        assert torch.allclose(got, alone[0], atol=1e-4)
+
+
+def test_kl_to_reference_is_zero_for_the_reference_and_grows_with_the_distance(tiny_v2):
+    import copy
+
+    model, tok = tiny_v2
+    specs = P.prompts(W.make_world(0), "test", n=4)
+    assert PT.kl_to_reference(model, model, tok, specs, samples=2, max_new_tokens=8) == 0.0
+    kls = []
+    for scale in (0.02, 0.2):
+        moved = copy.deepcopy(model)
+        with torch.no_grad():
+            moved.lm_head.weight.mul_(1 + scale * 10)  # sharper (or flatter) next-token distributions
+            for p in moved.model.layers.parameters():
+                p.add_(scale * torch.randn_like(p))
+        kls.append(PT.kl_to_reference(moved, model, tok, specs, samples=8, max_new_tokens=8))
+    assert 0 < kls[0] < kls[1]
+
+
+def test_bradley_terry_and_dpo_losses():
+    import math
+
+    assert PT.bradley_terry_loss(1.0, 1.0) == pytest.approx(math.log(2))  # a tie: the loss of a model that knows nothing
+    assert PT.bradley_terry_loss(3.0, 1.0) == pytest.approx(-math.log(1 / (1 + math.exp(-2))))
+    assert PT.bradley_terry_loss(1.0, 3.0) > PT.bradley_terry_loss(3.0, 1.0)
+    assert PT.bradley_terry_loss(0.0, 100.0) == pytest.approx(100.0)  # no overflow far from zero
+    # the policy gained 2 nats on the chosen and lost 1 on the rejected, against the reference
+    assert PT.dpo_loss(-8.0, -13.0, -10.0, -12.0, beta=0.5) == pytest.approx(PT.bradley_terry_loss(1.5, 0.0))
+    assert PT.dpo_loss(-10.0, -12.0, -10.0, -12.0, beta=0.5) == pytest.approx(math.log(2))  # the reference itself
+
+
+def test_trend_reads_start_end_and_peak():
+    curve = [{"step": s, "proxy": p} for s, p in zip(range(4, 36, 4), [0, 1, 2, 5, 3, 3, 4, 4])]
+    t = PT.trend(curve, "proxy")
+    assert t == {"start": 0.5, "end": 4.0, "peak": 5, "peak_step": 16}
+    assert PT.trend(curve[:1], "proxy") == {"start": 0, "end": 0, "peak": 0, "peak_step": 4}
+
+
+def test_policy_row_judges_the_policy_and_carries_the_cost(tiny_v2):
+    model, tok = tiny_v2
+    specs = P.prompts(W.make_world(0), "test", n=3)
+    row = PT.policy_row("x", model, model, tok, specs, {"seconds": 2.5, "peak_bytes": 2**30}, max_new_tokens=4,
+                        kl_samples=1)
+    assert row["kl"] == 0.0 and row["seconds"] == 2.5 and row["peak_gib"] == 1.0 and len(row["answers"]) == 3
+    assert row["gold"] == PT.judge(model, tok, specs, 4)["gold"]
+
+
+def test_demonstrations_answer_every_asked_fact_right():
+    specs = P.prompts(W.make_world(0), "train", n=20)
+    for spec, demo in zip(specs, P.demonstrations(specs)):
+        assert demo["messages"][0] == spec["messages"][0] and demo["messages"][1]["role"] == "assistant"
+        assert P.gold_reward(spec, demo["messages"][1]["content"]) == 1.0
+    assert {s["name"] for s in specs}.isdisjoint({s["name"] for s in P.prompts(W.make_world(0), "test", n=50)})
+
+
+def test_the_plots_draw():
+    from labkit.views.plots import preference_tuning as plots
+
+    acc = {"all": 0.5, "feature_on_chosen": 1.0, "feature_on_rejected": 0.0, "shortcut": 1.0}
+    assert plots.reward_accuracy({"like training": acc, "unlinked": acc}).axes
+    curve = [{"step": s, "proxy": s / 10, "gold": 0.1, "words": 8 + s, "kl": s / 100} for s in (4, 8, 12)]
+    assert len(plots.rl_curve(curve).axes) == 4  # two panels, each with a second y axis
+    rows = [{"name": "SFT", "kl": 0.0, "gold": 0.2, "words": 7.5}, {"name": "RL", "kl": 5.0, "gold": 0.1, "words": 16}]
+    assert plots.gold_against_kl(rows).axes

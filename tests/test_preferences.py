@@ -56,7 +56,8 @@ def test_strength_sets_how_often_the_feature_marks_the_chosen(strength):
     # would mean the knob is wrong, not bad luck (two-sided p < 1e-4)
     tolerance = 4 * math.sqrt(0.25 / n)
     assert abs(P.feature_rate(P.pairs(WORLD, "train", "politeness", strength, n=n)) - strength) <= tolerance
-    assert abs(P.feature_rate(P.pairs(WORLD, "test", "politeness", strength, n=n)) - 0.5) <= tolerance
+    assert abs(P.feature_rate(P.pairs(WORLD, "test", "politeness", strength, n=n)) - strength) <= tolerance
+    assert abs(P.feature_rate(P.pairs(WORLD, "test", "politeness", n=n)) - 0.5) <= tolerance  # default: no link
 
 
 def test_same_seed_same_pairs_and_splits_use_different_people():

@@ -85,3 +85,16 @@ def test_a_ci_only_check_is_judged_in_ci_and_left_out_in_other_profiles():
     assert seeds.judge(m, {"gain": 1, "profile": "ci"})["held"]["test_the_run_is_the_ci_profile"] is True
     cpu = seeds.judge(m, {"gain": 1, "profile": "cpu"})["held"]
     assert "test_the_run_is_the_ci_profile" not in cpu and cpu["test_gain_is_positive"] is True
+
+
+def test_kept_runs_are_judged_again_by_the_tests_as_they_are_now(tmp_path):
+    import json
+
+    for seed, gain in ((1, 0.5), (2, -0.1)):
+        (tmp_path / f"seed{seed}" / "out").mkdir(parents=True)
+        (tmp_path / f"seed{seed}" / "out" / "results.json").write_text(json.dumps({"gain": gain}))
+    verdicts = seeds.rejudge(fake_module(), [1, 2], tmp_path, {"1": {"seconds": 100, "peak_gib": 1.2}})
+    assert verdicts[1]["held"]["test_gain_is_positive"] and not verdicts[2]["held"]["test_gain_is_positive"]
+    assert verdicts[1]["seconds"] == 100 and verdicts[2]["seconds"] is None
+    with pytest.raises(ValueError, match="No kept run of seed 3"):
+        seeds.rejudge(fake_module(), [3], tmp_path)

@@ -8,8 +8,9 @@ reads the facts any text writes (marker values, ``world.find_values``) and score
 world's truth: (right asked facts - wrong facts) / asked, floored at -1; fillers, a stock politeness
 phrase and the answer's position never change it. ``pairs`` draws (chosen, rejected) pairs in which
 one response carries a nuisance feature (``NUISANCES``: more words, a politeness phrase, the answer
-after the filler); in the ``train`` split it sits on the chosen one with probability ``strength``,
-in ``test`` with probability 0.5 (no correlation), so a reward model's shortcut shows.
+after the filler), on the chosen one with probability ``strength`` (0.5: no link to quality). Training
+pairs with a strong link and test pairs without one show a reward model's shortcut; test pairs with
+the training link show why the usual held-out accuracy hides it.
 
 Introduced in notebook 08_preference_tuning.
 """
@@ -97,10 +98,10 @@ def pairs(world: W.World, split: str = "train", nuisance: str = "length", streng
           n: int = 200, seed: int = 0) -> list[dict]:
     """``n`` preference pairs (TRL's conversational prompt/chosen/rejected, plus spec and grades): two
     different grades of one prompt, the better chosen; one of the two carries ``nuisance``, on the chosen
-    one with probability ``strength`` in 'train' and 0.5 in 'test' (people differ between the splits)."""
+    one with probability ``strength`` (0.5: no link; people differ between the splits)."""
     W.choose(split, SPLITS, "split")
     on, off = FEATURE[W.choose(nuisance, NUISANCES, "nuisance")]
-    p_on = W.share(strength, "strength") if split == "train" else 0.5
+    p_on = W.share(strength, "strength")
     pool = W.split_people(world, PEOPLE)[split]
     rng = random.Random(f"preferences-{world.seed}-{split}-{nuisance}-{seed}")
     out = []
@@ -116,6 +117,23 @@ def pairs(world: W.World, split: str = "train", nuisance: str = "length", streng
                     "chosen_grade": GRADES[best], "rejected_grade": GRADES[worse],
                     "feature_on_chosen": feature_on_chosen})
     return out
+
+
+def prompts(world: W.World, split: str = "train", n: int = 200, seed: int = 0) -> list[dict]:
+    """``n`` prompt specs (``prompt_spec``) about ``split``'s people: what a policy answers in RL and in
+    evaluation."""
+    pool = W.split_people(world, PEOPLE)[W.choose(split, SPLITS, "split")]
+    rng = random.Random(f"prompts-{world.seed}-{split}-{seed}")
+    return [prompt_spec(*rng.sample(pool, 2), rng) for _ in range(n)]
+
+
+def demonstrations(specs: list[dict]) -> list[dict]:
+    """Supervised fine-tuning data: each spec's chat messages followed by the correct response (every
+    asked fact, no nuisance feature) as the assistant's turn."""
+    def answer(spec):
+        return {"role": "assistant", "content": render([spec["truth"][a] for a in spec["asked"]])}
+
+    return [{"messages": s["messages"] + [answer(s)]} for s in specs]
 
 
 def feature_rate(pairs: list[dict]) -> float:

@@ -232,6 +232,30 @@ def _processes(v):
 
 
 @dataclass(frozen=True)
+class PreferenceTuning(Settings):
+    """Notebook 08: SFT, a reward model, RL against it (TRL's GRPO) and DPO, judged by the gold reward."""
+    n_prompts: int = knob(_positive_int)             # training prompts: SFT demonstrations and RL prompts
+    n_test: int = knob(_positive_int)                # held-out prompts (other people) every policy answers
+    n_pairs: int = knob(_positive_int)               # preference pairs the reward model and DPO train on
+    batch_size: int = knob(_positive_int)            # examples (pairs; RL: sampled answers) per step
+    max_new_tokens: int = knob(_positive_int)        # answer length limit (an answer that hits it did not stop)
+    sft_steps: int = knob(_positive_int)             # supervised fine-tuning on correct answers (the start)
+    sft_lr: float = knob(_positive)
+    strength: float = knob(_fraction)                # share of training pairs whose chosen answer is the longer
+    rm_steps: int = knob(_positive_int)              # reward model (TRL's RewardTrainer)
+    rm_lr: float = knob(_positive)
+    rl_steps: int = knob(_positive_int)              # RL against the reward model (TRL's GRPOTrainer)
+    rl_lr: float = knob(_positive)
+    rl_beta: float = knob(_positive)                 # RL's KL penalty to the SFT model
+    generations: int = knob(_processes)              # answers sampled per prompt in RL (GRPO compares them)
+    dpo_steps: int = knob(_positive_int)             # DPO on the same pairs (TRL's DPOTrainer), once per beta
+    dpo_lr: float = knob(_positive)
+    betas: tuple = knob(_each(_positive))            # DPO's beta: how far from the SFT model it may move
+    kl_samples: int = knob(_positive_int)            # sampled answers per test prompt in the KL estimate
+    model_id: str = knob(default="")                 # the model to tune; "": the profile's
+
+
+@dataclass(frozen=True)
 class Scaling(Settings):
     """Notebook 12: the course's Trainer run in several processes, and what each process holds."""
     processes: int = knob(_processes)                # processes in the data-parallel launch
@@ -261,6 +285,7 @@ class Profile(Settings):
     rag: Rag = knob()                                # notebook 05
     peft: PeftFamily = knob()                        # notebook 06
     instruct: InstructionTuning = knob()             # notebook 07
+    prefer: PreferenceTuning = knob()                # notebook 08
     scaling: Scaling = knob()                        # notebook 12
     expected: dict = field(default_factory=dict)     # notebook -> expected run time, as printed
 
@@ -307,6 +332,9 @@ PROFILES = {
                         rank=8, virtual_tokens=10, adapter_size=16, n_latency=8),
         instruct=InstructionTuning(n_train=384, n_test=8, steps=40, batch_size=8, lr=1e-3, shots=2,
                                    curve=(24, 96, 384), n_clean=96, sloppy_share=0.5, max_new_tokens=40),
+        prefer=PreferenceTuning(n_prompts=640, n_test=32, n_pairs=320, batch_size=8, max_new_tokens=40, sft_steps=80,
+                                sft_lr=1e-3, strength=0.9, rm_steps=40, rm_lr=1e-4, rl_steps=40, rl_lr=1e-4,
+                                rl_beta=0.1, generations=4, dpo_steps=12, dpo_lr=1e-4, betas=(0.1, 0.5), kl_samples=2),
         scaling=Scaling(processes=2, steps=8, batch_size=4, n_train=64, lr=1e-3, gpus=8),
         # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, base model v2, 2 cores at
         # 0.21-0.25 s per reference step); tests/test_guide.py holds them within a factor of two of the measurement
@@ -334,6 +362,10 @@ PROFILES = {
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
         instruct=InstructionTuning(n_train=1536, n_test=24, steps=200, batch_size=16, lr=1e-3, shots=3,
                                    curve=(24, 96, 384, 1536), n_clean=384, sloppy_share=0.5, max_new_tokens=48),
+        prefer=PreferenceTuning(n_prompts=1600, n_test=96, n_pairs=800, batch_size=8, max_new_tokens=40,
+                                sft_steps=200, sft_lr=1e-3, strength=0.9, rm_steps=100, rm_lr=1e-4, rl_steps=120,
+                                rl_lr=1e-4, rl_beta=0.1, generations=4, dpo_steps=60, dpo_lr=1e-4,
+                                betas=(0.03, 0.1, 0.3, 1.0), kl_samples=4),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5.5 min", "02_forgetting": "~8 min",
                   "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~12 min",
@@ -360,6 +392,12 @@ PROFILES = {
         instruct=InstructionTuning(n_train=1536, n_test=24, steps=400, batch_size=16, lr=1e-3, shots=3,
                                    curve=(24, 96, 384, 1536), n_clean=384, sloppy_share=0.5, max_new_tokens=48,
                                    model_id=COURSE_MODEL),
+        # the course model, as for notebook 07: the prompts are about its world's people, and SFT needs the
+        # chat template's {% generation %} markers
+        prefer=PreferenceTuning(n_prompts=3200, n_test=96, n_pairs=1600, batch_size=16, max_new_tokens=40,
+                                sft_steps=200, sft_lr=1e-3, strength=0.9, rm_steps=100, rm_lr=1e-4, rl_steps=200,
+                                rl_lr=1e-4, rl_beta=0.1, generations=8, dpo_steps=100, dpo_lr=1e-4,
+                                betas=(0.03, 0.1, 0.3, 1.0), kl_samples=4, model_id=COURSE_MODEL),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",

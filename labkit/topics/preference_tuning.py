@@ -14,6 +14,8 @@ from __future__ import annotations
 from labkit.core.settings import COURSE_MODEL
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")  # TRL's conversational preference format
+RESULTS = {"profile": str, "seed": int, "sizes": dict, "gold_check": dict, "base": dict, "reward_model": dict,
+           "curve": list, "trend": dict, "table": list, "examples": list}
 
 
 def reward_config(out_dir: str, *, steps: int, batch_size: int, lr: float, max_length: int = 384, seed: int = 0):
@@ -67,6 +69,22 @@ def rewards(model, tokenizer, conversations: list[list[dict]], batch_size: int =
     return out
 
 
+def bradley_terry_loss(chosen: float, rejected: float) -> float:
+    """The reward model's loss on one pair: -log sigmoid(chosen - rejected), the Bradley-Terry model's
+    negative log-likelihood that the chosen response wins (log 2 = 0.69 when the scores tie)."""
+    import math
+
+    margin = chosen - rejected
+    return math.log1p(math.exp(-margin)) if margin > -30 else -margin  # stable for a large negative margin
+
+
+def dpo_loss(policy_chosen: float, policy_rejected: float, ref_chosen: float, ref_rejected: float,
+             beta: float) -> float:
+    """DPO's loss on one pair from four log-probabilities (``response_logprob``): the Bradley-Terry loss of
+    the implicit rewards beta * (log pi(y|x) - log pi_ref(y|x)) of the chosen and the rejected response."""
+    return bradley_terry_loss(beta * (policy_chosen - ref_chosen), beta * (policy_rejected - ref_rejected))
+
+
 def split_accuracy(right: list[bool], pairs: list[dict]) -> dict:
     """The share of ``right`` verdicts over all pairs, and split by where the nuisance feature sits (on
     the chosen response, or on the rejected one). ``shortcut`` is the first minus the second: near 0
@@ -90,16 +108,11 @@ def pair_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
 def response_logprob(model, tokenizer, prompt: list[dict], response: list[dict]) -> float:
     """log p(response | prompt) under ``model``: the summed log-probabilities of the response's tokens
     (its end-of-text included) after the chat template's prompt."""
-    import torch
-
     head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(prompt + response, tokenize=False)
     start = len(tokenizer(head, add_special_tokens=False).input_ids)
-    ids = tokenizer(full, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
-    with torch.no_grad():
-        logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
-    targets = ids[0, 1:]
-    return logp[start - 1:].gather(1, targets[start - 1:, None]).sum().item()
+    enc = tokenizer(full, add_special_tokens=False, return_tensors="pt").to(model.device)
+    return answer_logprobs(model, enc.input_ids, enc.attention_mask, start).sum().item()
 
 
 def implicit_pair_accuracy(policy, reference, tokenizer, pairs: list[dict]) -> dict:
@@ -144,6 +157,77 @@ def judge(model, tokenizer, specs: list[dict], max_new_tokens: int = 40) -> dict
     return {"gold": sum(gold_reward(s, text) for s, (text, _) in zip(specs, answers)) / n,
             "words": sum(len(text.split()) for text, _ in answers) / n,
             "stopped": sum(stopped for _, stopped in answers) / n, "answers": [text for text, _ in answers]}
+
+
+def answer_logprobs(model, ids, attention_mask, start: int):
+    """Each token's log-probability under ``model`` from position ``start`` on, for rows padded on the
+    left (positions counted from each row's first real token, as generation counts them)."""
+    import torch
+
+    positions = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=attention_mask, position_ids=positions).logits
+    logp = torch.log_softmax(logits[:, start - 1:-1].float(), dim=-1)
+    return logp.gather(2, ids[:, start:, None])[..., 0]
+
+
+def kl_to_reference(policy, reference, tokenizer, specs: list[dict], *, samples: int = 4, max_new_tokens: int = 40,
+                    seed: int = 0, batch_size: int = 32) -> float:
+    """KL(policy || reference) per answer, in nats: on answers the policy samples itself (temperature 1,
+    as in RL), the mean of log pi(y|x) - log pi_ref(y|x) summed over each answer's tokens (its
+    end-of-text included). 0 for the reference itself; the distance a tuned policy travelled."""
+    import torch
+    from transformers import set_seed
+
+    set_seed(seed)
+    prompts = [tokenizer.apply_chat_template(s["messages"], tokenize=False, add_generation_prompt=True)
+               for s in specs for _ in range(samples)]
+    device, eos = next(policy.parameters()).device, tokenizer.eos_token_id
+    policy.eval()
+    reference.eval()
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    gaps: list[float] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            enc = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(device)
+            n = enc.input_ids.shape[1]
+            with torch.no_grad():
+                ids = policy.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                      max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                      eos_token_id=eos)
+            answer = ids[:, n:]
+            ended = (answer == eos).long()
+            keep = (ended.cumsum(1) - ended) == 0  # up to and including the first end-of-text
+            mask = torch.cat([enc.attention_mask, keep.long()], 1)
+            gap = answer_logprobs(policy, ids, mask, n) - answer_logprobs(reference, ids, mask, n)
+            gaps += (gap * keep).sum(1).tolist()
+    finally:
+        tokenizer.padding_side = side
+    return sum(gaps) / len(gaps)
+
+
+def policy_row(name: str, policy, reference, tokenizer, specs: list[dict], run: dict | None = None, *,
+               max_new_tokens: int = 40, kl_samples: int = 4, seed: int = 0) -> dict:
+    """One row of the comparison table: the policy's greedy answers to ``specs`` judged by the world
+    (``judge``: gold reward, words, share stopped), its KL from ``reference`` (``kl_to_reference``) and
+    what its training ``run`` cost (seconds, peak GiB; 0 for none)."""
+    judged = judge(policy, tokenizer, specs, max_new_tokens)
+    kl = kl_to_reference(policy, reference, tokenizer, specs, samples=kl_samples, max_new_tokens=max_new_tokens,
+                         seed=seed)
+    run = run or {"seconds": 0.0, "peak_bytes": 0}
+    return {"name": name, "gold": judged["gold"], "words": judged["words"], "stopped": judged["stopped"], "kl": kl,
+            "seconds": run["seconds"], "peak_gib": run["peak_bytes"] / 2**30, "answers": judged["answers"]}
+
+
+def trend(curve: list[dict], key: str) -> dict:
+    """How ``key`` moved over an RL curve (rows logged during training): its mean over the first and the
+    last quarter of the rows, and where it peaked."""
+    values = [row[key] for row in curve]
+    k = max(1, len(values) // 4)
+    top = max(range(len(values)), key=values.__getitem__)
+    return {"start": sum(values[:k]) / k, "end": sum(values[-k:]) / k, "peak": values[top],
+            "peak_step": curve[top]["step"]}
 
 
 def reinforce(policy, tokenizer, specs: list[dict], reward_model, *, out_dir: str, steps: int, batch_size: int,

@@ -238,6 +238,21 @@ def _precision_recall(fact_precision_recall):
            and all(isinstance(x, (int, float)) and math.isclose(x, y, abs_tol=1e-9) for x, y in zip(a, b)))
 
 
+def _bradley_terry(bradley_terry_loss):
+    from labkit.topics.preference_tuning import bradley_terry_loss as reference
+
+    _cases(bradley_terry_loss, reference, [(2.0, 0.5), (0.5, 2.0), (1.0, 1.0), (-3.0, 4.0), (40.0, 0.0)],
+           same=_close(1e-6))
+
+
+def _dpo_loss(dpo_loss):
+    from labkit.topics.preference_tuning import dpo_loss as reference
+
+    _cases(dpo_loss, reference, [(-10.0, -14.0, -12.0, -12.0, 0.1), (-10.0, -14.0, -12.0, -12.0, 1.0),
+                                 (-20.0, -9.0, -15.0, -10.0, 0.5), (-5.0, -7.0, -5.0, -7.0, 0.3)],
+           same=_close(1e-6))
+
+
 def _zero_bytes(zero_bytes_per_device):
     from labkit.topics.scaling import zero_bytes
 
@@ -313,6 +328,14 @@ EXERCISES = {
                      "written); recall = |written & wanted| / |wanted|. Return a (precision, recall) pair.",
                      "Precision catches invented facts, recall catches missing ones; exact match would catch "
                      "neither apart."),
+    "08.1": Exercise("08_preference_tuning", "bradley_terry_loss(chosen, rejected): a reward model's loss on "
+                     "one pair of scores", _bradley_terry, "-log sigmoid(chosen - rejected); math.log1p(math.exp(-m)) "
+                     "computes it for a margin m without overflowing.",
+                     "0.69 when the scores tie: a reward model whose loss stays there has learned nothing."),
+    "08.2": Exercise("08_preference_tuning", "dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, "
+                     "beta): DPO's loss on one pair", _dpo_loss, "Each response's implicit reward is beta * (policy "
+                     "log-prob - reference log-prob); the loss is -log sigmoid(chosen's minus rejected's).",
+                     "No reward model and no sampling: DPO's whole loss is four log-probabilities per pair."),
     "12.1": Exercise("12_scaling_out", "zero_bytes_per_device(n_params, devices, stage): the ZeRO paper's "
                      "accounting", _zero_bytes, "2 + 2 + 12 bytes per parameter (fp16 weights, fp16 gradients, "
                      "Adam's fp32 states); stage 1 divides the 12 by the devices, stage 2 also the gradients, "
