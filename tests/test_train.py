@@ -119,3 +119,20 @@ def test_a_copy_of_a_trained_model_computes_with_its_own_weights(tiny, tiny_v2, 
     tuned = IT.tune(tiny_v2[0], tiny_v2[1], I.instructions(W.make_world(0), "train", 1), out_dir=str(tmp_path / "sft"),
                     steps=1, batch_size=2, lr=1e-2)["model"]
     assert _copy_runs_its_own_weights(tuned, tiny_v2[1])
+
+
+def test_tokenized_rows_train_as_they_are_and_pad_by_their_labels(tiny):
+    """Task heads' rows: one class id per row is stacked; a label per token is padded with -100."""
+    _, tok = tiny
+    per_row = [{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": 2},
+               {"input_ids": [5, 6], "attention_mask": [1, 1], "labels": 0}]
+    assert isinstance(train.dataset(tok, per_row), train.RowDataset)
+    batch = train.collator(tok)(per_row)
+    assert batch["labels"].tolist() == [2, 0] and batch["input_ids"].shape == (2, 3)
+    per_token = [{"input_ids": [5, 6, 7], "labels": [1, -100, 2]}, {"input_ids": [5], "labels": [3]}]
+    assert train.collator(tok)(per_token)["labels"].tolist() == [[1, -100, 2], [3, -100, -100]]
+    spans = [{"input_ids": [5, 6, 7], "start_positions": 1, "end_positions": 2},
+             {"input_ids": [5], "start_positions": 0, "end_positions": 0}]
+    batch = train.collator(tok)(spans)
+    assert batch["start_positions"].tolist() == [1, 0]
+    assert batch["input_ids"][1].tolist() == [5, tok.pad_token_id, tok.pad_token_id]

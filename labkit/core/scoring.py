@@ -3,7 +3,8 @@
 Exact match (strict, or lenient: case and punctuation ignored, the answer may run on), token F1
 (SQuAD's), accuracy (a share of hits), set F1 (facts, names) and span F1 (entities as (start, end,
 label) spans), and the record task's field accuracy. Every metric in the course is one of these. Introduced in notebook
-01_full_finetuning.
+01_full_finetuning; macro-F1 over classes and entity-level F1 over BIO tags (seqeval's conventions) in
+09_task_heads.
 """
 
 from __future__ import annotations
@@ -56,6 +57,46 @@ def set_f1(predicted, reference) -> float:
 def span_f1(predicted: list[tuple], reference: list[tuple]) -> float:
     """F1 of exactly matching spans ((start, end, label) tuples), as CoNLL scores entities."""
     return set_f1(predicted, reference)
+
+
+def macro_f1(predicted: list, reference: list, classes=None) -> float:
+    """The mean over classes of each class's F1 (scikit-learn's ``average="macro"``: the classes are those
+    in either list; a class never predicted scores 0). Unlike accuracy it does not let a majority class
+    hide a class the model never gets. ``classes``: the only ones that count, for when a prediction can
+    fall outside them (a written label that is no class): it is then a miss, not a class of its own."""
+    present = set(predicted) | set(reference)
+    classes = present if classes is None else present & set(classes)
+    if not classes:
+        return 0.0
+    per_class = [set_f1({i for i, p in enumerate(predicted) if p == c}, {i for i, r in enumerate(reference) if r == c})
+                 for c in classes]
+    return sum(per_class) / len(per_class)
+
+
+def bio_entities(tags: list[str]) -> list[tuple[int, int, str]]:
+    """The entities in a BIO tag sequence as (start, end, type) word spans, ``end`` exclusive, read as
+    seqeval (and CoNLL's conlleval) read them: an entity ends at O, at B- or where the type changes, and
+    an I- that does not continue an entity of its type starts one (lenient, not seqeval's strict mode)."""
+    out, start, kind = [], None, None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, t = tag.partition("-")
+        if start is not None and (prefix in ("O", "B") or t != kind):  # the open entity ends here
+            out.append((start, i, kind))
+            start = None
+        if prefix in ("B", "I") and start is None:
+            start, kind = i, t
+    return out
+
+
+def entity_f1(predicted: list[list[str]], reference: list[list[str]]) -> float:
+    """Entity-level F1 over a corpus of BIO-tagged sentences, as seqeval's ``f1_score`` computes it: micro
+    averaged (every entity of every sentence counts once), an entity right only when its start, end and
+    type all are (``bio_entities``). A corpus with no entities on either side scores 1.0 (``set_f1``;
+    seqeval would say 0.0 with a warning)."""
+    if len(predicted) != len(reference):
+        raise ValueError(f"{len(predicted)} predicted tag sequences for {len(reference)} references.")
+    return set_f1(*({(n, *e) for n, tags in enumerate(side) for e in bio_entities(tags)}
+                    for side in (predicted, reference)))
 
 
 def field_accuracy(predicted: list[dict], reference: list[dict]) -> dict:

@@ -64,8 +64,23 @@ class DocumentDataset(Dataset):
         return self.rows[i]
 
 
+class RowDataset(Dataset):
+    """Rows already tokenized (dicts of ``input_ids`` and what the model's loss takes: ``labels``, or
+    ``start_positions``/``end_positions``), as they are."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = list(rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
 def dataset(tokenizer, data) -> Dataset | None:
-    """A Dataset from pairs (completion loss), strings (document loss) or a Dataset (as it is)."""
+    """A Dataset from pairs (completion loss), strings (document loss), tokenized rows (dicts, as they
+    are: task heads) or a Dataset (as it is)."""
     if data is None or isinstance(data, Dataset):
         return data
     data = list(data)
@@ -75,7 +90,10 @@ def dataset(tokenizer, data) -> Dataset | None:
         return DocumentDataset(tokenizer, data)
     if all(isinstance(d, (tuple, list)) and len(d) == 2 for d in data):
         return CompletionDataset(tokenizer, data)
-    raise TypeError("Training data must be (prompt, completion) pairs, document strings or a torch Dataset.")
+    if all(isinstance(d, dict) and "input_ids" in d for d in data):
+        return RowDataset(data)
+    raise TypeError("Training data must be (prompt, completion) pairs, document strings or a torch Dataset "
+                    "(or tokenized rows: dicts with input_ids).")
 
 
 def training_args(out_dir: str, *, steps: int | None = None, epochs: float | None = None,
@@ -165,13 +183,28 @@ def trl_settings(*, steps: int, batch_size: int, lr: float, seed: int = 0, cuda:
                 seed=seed, dataloader_num_workers=0)
 
 
+class _Pad:
+    """Pads input_ids with the pad token and labels per token with -100 (ignored by the loss); one label
+    per example (a class id) or per-example numbers (span positions) are stacked as they are."""
+
+    def __init__(self, tokenizer):
+        from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
+
+        self.per_token = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+        self.per_example = DataCollatorWithPadding(tokenizer, padding=True)
+
+    def __call__(self, features):
+        scalar = "labels" in features[0] and not isinstance(features[0]["labels"], (list, tuple))
+        return (self.per_example if scalar else self.per_token)(features)
+
+
 def collator(tokenizer):
-    """Pads input_ids with the pad token and labels with -100 (ignored by the loss)."""
-    from transformers import DataCollatorForSeq2Seq, default_data_collator
+    """Pads a batch (see ``_Pad``); without a tokenizer, stacks fixed-length tensors."""
+    from transformers import default_data_collator
 
     if tokenizer is None:  # fixed-length tensors: stack them
         return default_data_collator
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    return _Pad(tokenizer)
 
 
 _frozen = False

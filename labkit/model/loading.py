@@ -104,24 +104,47 @@ def half_precision() -> str | None:
     return "bf16" if torch.cuda.get_device_capability()[0] >= 8 else "fp16"
 
 
-HEADS = ("causal", "sequence")  # next-token prediction; one score per sequence (classifiers, reward models)
+# What sits on the body: next-token prediction; one score per sequence (classifiers, reward models);
+# one score per token (entity tags); a start and an end score per token (extractive answers).
+HEADS = ("causal", "sequence", "token", "qa")
 
 
-def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, head: str = "causal", **kwargs):
+def _auto(head: str):
+    import transformers
+
+    return getattr(transformers, {"causal": "AutoModelForCausalLM", "sequence": "AutoModelForSequenceClassification",
+                                  "token": "AutoModelForTokenClassification",
+                                  "qa": "AutoModelForQuestionAnswering"}[head])
+
+
+def body_keys(auto, config) -> dict:
+    """``from_pretrained``'s ``key_mapping`` that puts a checkpoint's body where the head class keeps it.
+    A causal LM stores its body under ``model.``; some head classes (``LlamaForQuestionAnswering``,
+    Qwen2's, Qwen3's, ...) keep it under ``transformer.`` for backward compatibility, and without the
+    renaming ``from_pretrained`` silently leaves that body randomly initialised."""
+    prefix = auto._model_mapping[type(config)].base_model_prefix
+    return {} if prefix == "model" else {r"^model\.": f"{prefix}."}
+
+
+def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, head: str = "causal", pretrained: bool = True,
+               **kwargs):
     """Load (model, tokenizer). ``course-base`` is the shipped model; anything else is a hub id
-    or a local folder, loaded with the same ``from_pretrained`` calls. ``head`` "sequence" puts a
-    freshly initialised sequence-classification head on the pretrained body (``num_labels=1``: a reward
-    model), which scores the last non-pad token. ``dtype`` None loads float32
+    or a local folder, loaded with the same ``from_pretrained`` calls. ``head`` (``HEADS``) other than
+    "causal" puts a freshly initialised head on the pretrained body: "sequence" scores the last non-pad
+    token (``num_labels=1``: a reward model), "token" scores every token, "qa" gives every token a start
+    and an end score; pass ``num_labels`` (and ``id2label``) for the classifiers. ``pretrained`` False
+    builds the same architecture with a randomly initialised body (torch's global seed decides it), the
+    baseline that shows what pretraining is worth. ``dtype`` None loads float32
     weights, what training wants (mixed precision on a GPU is the Trainer's autocast over fp32 master
     weights: transformers 5 would otherwise load a bf16 checkpoint such as SmolLM2 in bf16, where small
     updates vanish); ``"auto"`` keeps the checkpoint's dtype."""
     import torch
     from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     if head not in HEADS:
         raise ModelError(f"Unknown head {head!r}: use one of {', '.join(HEADS)}.")
-    auto = AutoModelForCausalLM if head == "causal" else AutoModelForSequenceClassification
+    auto = _auto(head)
     dtype = torch.float32 if dtype is None else parse_dtype(dtype)
     source = str(base_model_dir()) if model_id == COURSE_MODEL else model_id
     if model_id == COURSE_MODEL and not Path(source).is_dir():
@@ -134,7 +157,13 @@ def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, head: str 
         kwargs.setdefault("local_files_only", True)  # offline: the cache only, no minute of retries
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=kwargs.get("local_files_only", False))
-        model = auto.from_pretrained(source, dtype=dtype, use_safetensors=True, **kwargs)
+        if pretrained:
+            keys = None if head == "causal" else body_keys(auto, AutoConfig.from_pretrained(
+                source, local_files_only=kwargs.get("local_files_only", False)))
+            model, info = auto.from_pretrained(source, dtype=dtype, use_safetensors=True, output_loading_info=True,
+                                               key_mapping=keys or None, **kwargs)
+        else:
+            model, info = auto.from_config(AutoConfig.from_pretrained(source, **kwargs), dtype=dtype), {}
     except (OSError, ValueError, SafetensorError) as err:
         if local:
             raise ModelError(f"The model folder {source} is corrupt ({type(err).__name__}): "
@@ -144,6 +173,11 @@ def load_model(model_id: str = COURSE_MODEL, dtype=None, device=None, head: str 
         raise ModelError(f"Could not load model {model_id!r} from the Hugging Face hub ({why}): check the id "
                          "and the network, or use profile='ci' or 'cpu', which run on the course's shipped "
                          "model.") from None
+    body = [k for k in info.get("missing_keys", ()) if k.startswith(f"{model.base_model_prefix}.")]
+    if body:  # only the new head may start untrained: a body missing from the checkpoint would be random
+        raise ModelError(f"The checkpoint of {model_id!r} lacks {len(body)} weights of the body that a {head!r} "
+                         f"head sits on (e.g. {sorted(body)[0]}), so that body would be random: load a checkpoint "
+                         "of this architecture, or pass pretrained=False to ask for a random body.")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if head == "sequence" and model.config.pad_token_id is None:  # it finds each sequence's last token by it
