@@ -128,12 +128,32 @@ def test_the_launch_command_asks_for_several_processes_the_way_that_works():
     argv, env = scaling.command("train", "/tmp/x", 2, steps=3)
     assert "--multi_gpu" in argv and "--cpu" not in argv and argv[argv.index("--num_processes") + 1] == "2"
     assert argv[-2:] == ["--steps", "3"] and env["OMP_NUM_THREADS"] == "1"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "65536"  # freed tensors go back to the system (memory budget)
     trap, _ = scaling.command("train", "/tmp/x", 2, cpu_flag=True)
     assert "--cpu" in trap and "--multi_gpu" not in trap
     one, _ = scaling.command("train", "/tmp/x", 1)
     assert one[1:4] == ["-m", "labkit.topics.scaling", "train"]  # one process: no launcher
     with pytest.raises(ValueError, match="processes"):
         scaling.command("train", "/tmp/x", 0)
+
+
+def test_the_launched_scripts_do_without_the_packages_they_never_use():
+    """transformers imports PEFT, bitsandbytes, datasets and SciPy whenever they are installed (~0.13 GB in each
+    launched process, which notebook 12's memory budget cannot spare); hidden, transformers sees them as absent,
+    and a package already imported is left alone. In a fresh process, as a launched script is."""
+    import subprocess
+    import sys
+
+    code = ("import importlib.util, json, sys; from labkit.topics import scaling; "
+            "scaling.hide_unused_packages((*scaling.UNUSED_IN_LAUNCHED, 'json')); "
+            "from transformers.utils import import_utils as u; "
+            "print(json.dumps([[importlib.util.find_spec(n) is None for n in scaling.UNUSED_IN_LAUNCHED], "
+            "u.is_peft_available(), u.is_datasets_available(), u.is_scipy_available(), "
+            "sys.modules['json'] is json]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    hidden, peft, datasets, scipy, kept = json.loads(out.strip().splitlines()[-1])
+    assert set(scaling.UNUSED_IN_LAUNCHED) == {"peft", "bitsandbytes", "datasets", "scipy"}
+    assert all(hidden) and not (peft or datasets or scipy) and kept
 
 
 @pytest.mark.slow
