@@ -165,7 +165,7 @@ def test_kl_to_reference_is_zero_for_the_reference_and_grows_with_the_distance(t
 def test_bradley_terry_and_dpo_losses():
     import math
 
-    assert PT.bradley_terry_loss(1.0, 1.0) == pytest.approx(math.log(2))  # a tie: the loss of a model that knows nothing
+    assert PT.bradley_terry_loss(1.0, 1.0) == pytest.approx(math.log(2))  # a tie: a model that knows nothing
     assert PT.bradley_terry_loss(3.0, 1.0) == pytest.approx(-math.log(1 / (1 + math.exp(-2))))
     assert PT.bradley_terry_loss(1.0, 3.0) > PT.bradley_terry_loss(3.0, 1.0)
     assert PT.bradley_terry_loss(0.0, 100.0) == pytest.approx(100.0)  # no overflow far from zero
@@ -207,3 +207,13 @@ def test_the_plots_draw():
     assert len(plots.rl_curve(curve).axes) == 4  # two panels, each with a second y axis
     rows = [{"name": "SFT", "kl": 0.0, "gold": 0.2, "words": 7.5}, {"name": "RL", "kl": 5.0, "gold": 0.1, "words": 16}]
     assert plots.gold_against_kl(rows).axes
+
+
+def test_response_logprobs_in_a_padded_batch_match_one_at_a_time(tiny_v2):
+    model, tok = tiny_v2
+    pairs = P.pairs(W.make_world(0), "train", n=5)
+    batched = PT.response_logprobs(model, tok, [p["prompt"] for p in pairs], [p["rejected"] for p in pairs],
+                                   batch_size=3)
+    alone = [PT.response_logprobs(model, tok, [p["prompt"]], [p["rejected"]])[0] for p in pairs]
+    assert batched == pytest.approx(alone, abs=1e-3)
+    assert len({round(x, 3) for x in batched}) == 5  # different responses, different log-probabilities

@@ -108,21 +108,41 @@ def pair_accuracy(model, tokenizer, pairs: list[dict]) -> dict:
 def response_logprob(model, tokenizer, prompt: list[dict], response: list[dict]) -> float:
     """log p(response | prompt) under ``model``: the summed log-probabilities of the response's tokens
     (its end-of-text included) after the chat template's prompt."""
-    head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(prompt + response, tokenize=False)
-    start = len(tokenizer(head, add_special_tokens=False).input_ids)
-    enc = tokenizer(full, add_special_tokens=False, return_tensors="pt").to(model.device)
-    return answer_logprobs(model, enc.input_ids, enc.attention_mask, start).sum().item()
+    return response_logprobs(model, tokenizer, [prompt], [response])[0]
+
+
+def response_logprobs(model, tokenizer, prompts: list[list[dict]], responses: list[list[dict]],
+                      batch_size: int = 32) -> list[float]:
+    """``response_logprob`` of each (prompt, response), computed in left-padded batches."""
+    import torch
+
+    rows = []
+    for prompt, response in zip(prompts, responses):
+        head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(prompt + response, tokenize=False)
+        rows.append((tokenizer(full, add_special_tokens=False).input_ids,
+                     len(tokenizer(head, add_special_tokens=False).input_ids)))
+    device, out = next(model.parameters()).device, []
+    for at in range(0, len(rows), batch_size):
+        batch = rows[at:at + batch_size]
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r, _ in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r, _ in batch], device=device)
+        answer = torch.tensor([[0] * (width - len(r) + n) + [1] * (len(r) - n) for r, n in batch], device=device)
+        out += (answer_logprobs(model, ids, mask, 1) * answer[:, 1:]).sum(1).tolist()
+    return out
 
 
 def implicit_pair_accuracy(policy, reference, tokenizer, pairs: list[dict]) -> dict:
     """DPO's implicit reward model, log pi(y|x) - log pi_ref(y|x) (beta only scales it), judged like a
     reward model (``split_accuracy``): a tie counts as wrong."""
-    def reward(pair, side):
-        return (response_logprob(policy, tokenizer, pair["prompt"], pair[side])
-                - response_logprob(reference, tokenizer, pair["prompt"], pair[side]))
+    def rewards_of(side):
+        prompts, responses = [p["prompt"] for p in pairs], [p[side] for p in pairs]
+        return [a - b for a, b in zip(response_logprobs(policy, tokenizer, prompts, responses),
+                                      response_logprobs(reference, tokenizer, prompts, responses))]
 
-    return split_accuracy([reward(p, "chosen") > reward(p, "rejected") for p in pairs], pairs)
+    chosen, rejected = rewards_of("chosen"), rewards_of("rejected")
+    return split_accuracy([c > r for c, r in zip(chosen, rejected)], pairs)
 
 
 def dpo(policy, tokenizer, pairs: list[dict], *, out_dir: str, steps: int, batch_size: int, lr: float, beta: float,
@@ -179,6 +199,8 @@ def kl_to_reference(policy, reference, tokenizer, specs: list[dict], *, samples:
     import torch
     from transformers import set_seed
 
+    if policy is reference:
+        return 0.0
     set_seed(seed)
     prompts = [tokenizer.apply_chat_template(s["messages"], tokenize=False, add_generation_prompt=True)
                for s in specs for _ in range(samples)]
