@@ -340,7 +340,8 @@ PROFILES = {
         # 0.21-0.25 s per reference step); tests/test_guide.py holds them within a factor of two of the measurement
         expected={"00_tour": "~25 s", "01_full_finetuning": "~35 s", "02_forgetting": "~1.5 min",
                   "03_lora_rank": "~1.5 min", "04_qlora_memory": "~1 min", "05_rag_vs_finetuning": "~1 min",
-                  "06_peft_family": "~1 min", "07_instruction_tuning": "~1.5 min", "12_scaling_out": "~1 min"}),
+                  "06_peft_family": "~1 min", "07_instruction_tuning": "~1.5 min", "08_preference_tuning": "~2 min",
+                  "12_scaling_out": "~1 min"}),
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -369,7 +370,8 @@ PROFILES = {
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5.5 min", "02_forgetting": "~8 min",
                   "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~12 min",
-                  "06_peft_family": "~10.5 min", "07_instruction_tuning": "~13 min", "12_scaling_out": "~3 min"}),
+                  "06_peft_family": "~10.5 min", "07_instruction_tuning": "~13 min", "08_preference_tuning": "~7.5 min",
+                  "12_scaling_out": "~2 min"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -403,6 +405,7 @@ PROFILES = {
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
                   "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4",
                   "06_peft_family": "~6 min on a T4", "07_instruction_tuning": "~5 min on a T4",
+                  "08_preference_tuning": "~6 min on a T4",
                   "12_scaling_out": "~3 min (its processes use the CPU unless there are 2+ GPUs)"}),
 }
 
