@@ -86,3 +86,16 @@ def test_teacher_forced_scoring_agrees_with_generation_under_prompt_tuning(base)
     said = evaluate.generate(tuned, tok, [p for p, _ in pairs], max_new_tokens=8)
     assert evaluate.exact_match(tuned, tok, pairs) == [s == a for s, (_, a) in zip(said, pairs)]
     assert any(s == a for s, (_, a) in zip(said, pairs))  # so a misaligned reading (all wrong) cannot agree
+
+
+def test_padded_on_sets_the_side_and_restores_it_even_after_an_error(tiny):
+    from labkit.engine.evaluate import padded_on
+
+    _, tok = tiny
+    tok.padding_side = "right"
+    with padded_on(tok, "left"):
+        assert tok.padding_side == "left"
+    assert tok.padding_side == "right"
+    with pytest.raises(RuntimeError), padded_on(tok, "left"):
+        raise RuntimeError("a failed batch")
+    assert tok.padding_side == "right"

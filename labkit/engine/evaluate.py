@@ -9,6 +9,7 @@ Introduced in notebook 00_tour.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 
@@ -109,15 +110,25 @@ def generate(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: in
     return [text for text, _ in generate_with_stops(model, tokenizer, prompts, max_new_tokens, batch_size, until)]
 
 
+@contextmanager
+def padded_on(tokenizer, side: str):
+    """Within the block, ``tokenizer`` pads on ``side`` ("left" to generate, "right" to score a
+    sequence at its last token); its own side is restored after, whatever happens."""
+    before, tokenizer.padding_side = tokenizer.padding_side, side
+    try:
+        yield tokenizer
+    finally:
+        tokenizer.padding_side = before
+
+
 def generate_with_stops(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: int = 32,
                         until: str | None = None) -> list[tuple[str, bool]]:
     """Like ``generate``, with whether each continuation ended on its own (emitted end-of-text
     before ``max_new_tokens``)."""
     model.eval()
     device = next(model.parameters()).device
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
     out = []
-    try:
+    with padded_on(tokenizer, "left"):
         for i in range(0, len(prompts), batch_size):
             enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True).to(device)
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -127,6 +138,4 @@ def generate_with_stops(model, tokenizer, prompts, max_new_tokens: int = 40, bat
                 stopped = bool((row == tokenizer.eos_token_id).any())
                 text = tokenizer.decode(row, skip_special_tokens=True)
                 out.append((text.split(until)[0].strip() if until and until in text else text.strip(), stopped))
-    finally:
-        tokenizer.padding_side = side
     return out

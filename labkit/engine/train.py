@@ -31,39 +31,6 @@ def completion_example(prompt_ids: list[int], completion_ids: list[int], max_len
     return {"input_ids": ids, "labels": labels}
 
 
-class CompletionDataset(Dataset):
-    """(prompt, completion) pairs tokenized for causal-LM training on the completion only."""
-
-    def __init__(self, tokenizer, pairs, max_len: int = 512):
-        self.rows = []
-        for prompt, completion in pairs:
-            p = tokenizer(prompt).input_ids
-            c = tokenizer(f" {completion}{END}", add_special_tokens=False).input_ids
-            self.rows.append(completion_example(p, c + [tokenizer.eos_token_id], max_len))
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[i]
-
-
-class DocumentDataset(Dataset):
-    """Documents for continued pretraining: ``<bos> text <eos>``, loss on every token."""
-
-    def __init__(self, tokenizer, texts: list[str], max_len: int = 256):
-        self.rows = []
-        for text in texts:
-            ids = (tokenizer(text).input_ids + [tokenizer.eos_token_id])[:max_len]
-            self.rows.append({"input_ids": ids, "labels": list(ids)})
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[i]
-
-
 class RowDataset(Dataset):
     """Rows already tokenized (dicts of ``input_ids`` and what the model's loss takes: ``labels``, or
     ``start_positions``/``end_positions``), as they are."""
@@ -76,6 +43,29 @@ class RowDataset(Dataset):
 
     def __getitem__(self, i):
         return self.rows[i]
+
+
+class CompletionDataset(RowDataset):
+    """(prompt, completion) pairs tokenized for causal-LM training on the completion only."""
+
+    def __init__(self, tokenizer, pairs, max_len: int = 512):
+        rows = []
+        for prompt, completion in pairs:
+            p = tokenizer(prompt).input_ids
+            c = tokenizer(f" {completion}{END}", add_special_tokens=False).input_ids
+            rows.append(completion_example(p, c + [tokenizer.eos_token_id], max_len))
+        super().__init__(rows)
+
+
+class DocumentDataset(RowDataset):
+    """Documents for continued pretraining: ``<bos> text <eos>``, loss on every token."""
+
+    def __init__(self, tokenizer, texts: list[str], max_len: int = 256):
+        rows = []
+        for text in texts:
+            ids = (tokenizer(text).input_ids + [tokenizer.eos_token_id])[:max_len]
+            rows.append({"input_ids": ids, "labels": list(ids)})
+        super().__init__(rows)
 
 
 def dataset(tokenizer, data) -> Dataset | None:

@@ -14,11 +14,20 @@ from __future__ import annotations
 from labkit.core.settings import COURSE_MODEL
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")  # TRL's conversational preference format
+MAX_LENGTH = 384  # tokens of a prompt and response in reward-model and DPO training (the longest pair: ~200)
 RESULTS = {"profile": str, "seed": int, "sizes": dict, "gold_check": dict, "base": dict, "reward_model": dict,
            "curve": list, "trend": dict, "table": list, "examples": list}
 
 
-def reward_config(out_dir: str, *, steps: int, batch_size: int, lr: float, max_length: int = 384, seed: int = 0):
+def pair_dataset(pairs: list[dict]):
+    """The pairs in TRL's conversational preference format (``PAIR_COLUMNS`` only), as a TRL dataset."""
+    from labkit.engine.train import rows_dataset
+
+    return rows_dataset([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
+
+
+def reward_config(out_dir: str, *, steps: int, batch_size: int, lr: float, max_length: int = MAX_LENGTH,
+                  seed: int = 0):
     """TRL's RewardConfig with the course's settings (``train.trl_settings``: no bf16 or gradient
     checkpointing on the CPU)."""
     from trl import RewardConfig
@@ -37,12 +46,12 @@ def train_reward_model(tokenizer, pairs: list[dict], *, out_dir: str, steps: int
     from transformers import set_seed
     from trl import RewardTrainer
 
-    from labkit.engine.train import rows_dataset, run_trl
+    from labkit.engine.train import run_trl
     from labkit.model.loading import load_model
 
     set_seed(seed)  # the head's initialisation
     model, _ = load_model(model_id, head="sequence", num_labels=1)
-    data = rows_dataset([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
+    data = pair_dataset(pairs)
     args = reward_config(out_dir, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                             callbacks=list(callbacks))
@@ -54,18 +63,16 @@ def rewards(model, tokenizer, conversations: list[list[dict]], batch_size: int =
     RewardTrainer sees it: the chat template's text, scored at its last token."""
     import torch
 
+    from labkit.engine.evaluate import padded_on
+
     texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
     out: list[float] = []
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "right"
-    try:
+    with padded_on(tokenizer, "right"):
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
             with torch.no_grad():
                 out += model(**batch).logits[:, 0].float().tolist()
-    finally:
-        tokenizer.padding_side = side
     return out
 
 
@@ -155,11 +162,11 @@ def dpo(policy, tokenizer, pairs: list[dict], *, out_dir: str, steps: int, batch
 
     from trl import DPOConfig, DPOTrainer
 
-    from labkit.engine.train import own_forward, rows_dataset, run_trl, trl_settings
+    from labkit.engine.train import own_forward, run_trl, trl_settings
 
     tuned, reference = own_forward(copy.deepcopy(policy)), own_forward(copy.deepcopy(policy))
-    data = rows_dataset([{k: p[k] for k in PAIR_COLUMNS} for p in pairs])
-    args = DPOConfig(output_dir=out_dir, beta=beta, max_length=384,
+    data = pair_dataset(pairs)
+    args = DPOConfig(output_dir=out_dir, beta=beta, max_length=MAX_LENGTH,
                      **trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
     trainer = DPOTrainer(model=tuned, ref_model=reference, args=args, train_dataset=data, processing_class=tokenizer)
     return {"model": tuned, **run_trl(trainer)}
@@ -199,6 +206,8 @@ def kl_to_reference(policy, reference, tokenizer, specs: list[dict], *, samples:
     import torch
     from transformers import set_seed
 
+    from labkit.engine.evaluate import padded_on
+
     if policy is reference:
         return 0.0
     set_seed(seed)
@@ -207,9 +216,8 @@ def kl_to_reference(policy, reference, tokenizer, specs: list[dict], *, samples:
     device, eos = next(policy.parameters()).device, tokenizer.eos_token_id
     policy.eval()
     reference.eval()
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
     gaps: list[float] = []
-    try:
+    with padded_on(tokenizer, "left"):
         for start in range(0, len(prompts), batch_size):
             enc = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
                             add_special_tokens=False).to(device)
@@ -224,8 +232,6 @@ def kl_to_reference(policy, reference, tokenizer, specs: list[dict], *, samples:
             mask = torch.cat([enc.attention_mask, keep.long()], 1)
             gap = answer_logprobs(policy, ids, mask, n) - answer_logprobs(reference, ids, mask, n)
             gaps += (gap * keep).sum(1).tolist()
-    finally:
-        tokenizer.padding_side = side
     return sum(gaps) / len(gaps)
 
 
