@@ -44,7 +44,8 @@ def test_tune_trains_a_copy_on_the_assistant_turns_only(tiny_v2, tmp_path):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     out = IT.tune(model, tok, _train(), out_dir=str(tmp_path), steps=2, batch_size=4, lr=1e-2)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # the original is untouched
-    assert any(not torch.equal(p, before[n]) for n, p in out["model"].named_parameters())
+    # the copy trained (compared on the CPU: the Trainer moves the copy to a GPU where there is one)
+    assert any(not torch.equal(p.detach().cpu(), before[n]) for n, p in out["model"].named_parameters())
     assert 0 < out["trained_share"] < 0.5  # answers are short next to their passages
     assert out["eos_trained"] == 1.0 and out["losses"]
     whole = IT.tune(model, tok, _train(), out_dir=str(tmp_path), steps=1, batch_size=4, lr=1e-2,
@@ -118,10 +119,17 @@ def test_trl_settings_use_mixed_precision_only_on_a_gpu():
     assert not t4["use_cpu"]
 
 
-def test_sft_config_turns_off_the_slow_cpu_defaults(tmp_path):
+def test_sft_config_turns_off_the_slow_cpu_defaults(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU's config, on any machine
     args = IT.sft_config(str(tmp_path), steps=10, batch_size=2, lr=1e-3)
-    assert not args.gradient_checkpointing and not args.bf16 and not args.fp16
+    assert not args.gradient_checkpointing and not args.bf16 and not args.fp16 and args.use_cpu
     assert args.assistant_only_loss and args.max_steps == 10 and args.save_strategy == "no"
+    monkeypatch.undo()  # this machine's config: mixed precision only where there is a GPU
+    from labkit.engine.train import trl_settings
+
+    expected = trl_settings(steps=10, batch_size=2, lr=1e-3)
+    here = IT.sft_config(str(tmp_path), steps=10, batch_size=2, lr=1e-3)
+    assert not here.gradient_checkpointing and (here.bf16, here.fp16) == (expected["bf16"], expected["fp16"])
 
 
 def test_assistant_labels_train_the_answer_and_its_end(tiny_v2):

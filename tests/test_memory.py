@@ -1,8 +1,16 @@
 import time
 
+import pytest
 import torch
 
 from labkit import memory
+
+
+@pytest.fixture
+def cpu_memory(monkeypatch):
+    """Measure the process's memory (RSS), as on a machine without a GPU: where CUDA is available
+    ``reset_peak``/``peak_bytes`` read CUDA's counters instead, which a CPU tensor never moves."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
 def test_full_finetuning_bill_is_16_bytes_per_fp32_param():
@@ -11,31 +19,40 @@ def test_full_finetuning_bill_is_16_bytes_per_fp32_param():
     assert bill["total"] == 16 * 110 and bill["optimizer"] == 8 * 110
 
 
-def _peak_of_a_freed_block() -> tuple[int, int]:
-    """Reset, allocate and touch 64 MiB, free it: (peak after reset, peak after the block)."""
+def _peak_of_a_freed_block(device: str = "cpu") -> tuple[int, int]:
+    """Reset, allocate and touch 64 MiB on ``device``, free it: (peak after reset, peak after the block)."""
     memory.release_free_memory()
     memory.reset_peak()
     before = memory.peak_bytes()
-    block = torch.ones(64 * 2**20 // 4)
+    block = torch.ones(64 * 2**20 // 4, device=device)
     time.sleep(0.05)  # the sampler's interval is milliseconds
     del block
     memory.release_free_memory()
     return before, memory.peak_bytes()
 
 
-def test_peak_sees_a_freed_allocation():
+def test_peak_sees_a_freed_allocation(cpu_memory):
     before, after = _peak_of_a_freed_block()
     assert after >= before + 48 * 2**20
 
 
-def test_peak_sees_a_freed_allocation_where_the_high_water_mark_cannot_be_reset(monkeypatch):
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_peak_sees_a_freed_allocation():
+    """With a GPU the peak is CUDA's allocated-bytes high-water mark."""
+    before, after = _peak_of_a_freed_block("cuda")
+    assert after >= before + 48 * 2**20
+    memory.reset_peak()
+    assert memory.peak_bytes() < memory.current_bytes() + 32 * 2**20
+
+
+def test_peak_sees_a_freed_allocation_where_the_high_water_mark_cannot_be_reset(monkeypatch, cpu_memory):
     monkeypatch.setattr(memory, "_clear_high_water_mark", lambda: False)
     monkeypatch.setattr(memory, "_sampler", None)
     before, after = _peak_of_a_freed_block()
     assert memory._sampler is not None and after >= before + 48 * 2**20
 
 
-def test_a_reset_forgets_an_earlier_peak():
+def test_a_reset_forgets_an_earlier_peak(cpu_memory):
     block = torch.ones(64 * 2**20 // 4)
     del block
     memory.release_free_memory()
@@ -61,7 +78,7 @@ def test_counting_activations_frees_them_afterwards(tiny):
     assert alive and all(ref() is None for ref in alive)
 
 
-def test_peak_reads_without_the_unix_only_resource_module(monkeypatch):
+def test_peak_reads_without_the_unix_only_resource_module(monkeypatch, cpu_memory):
     """On Windows there is no `resource` and no /proc: the peak falls back to psutil."""
     import sys
 

@@ -137,3 +137,15 @@ def test_stopping_the_fork_server_ends_its_process():
     memory_lab.stop_fork_server()
     assert forkserver._forkserver._forkserver_pid is None
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_measuring_processes_start_fresh_on_a_cuda_machine(monkeypatch):
+    # Seen on an H200: the fork server imports bitsandbytes, which initialises CUDA, and a child forked
+    # from it cannot use the GPU. On a CUDA machine each process must be spawned; elsewhere the fork
+    # server (preloaded imports, no import wait) stays.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert memory_lab.start_method() == "spawn"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert memory_lab.start_method() == "forkserver"

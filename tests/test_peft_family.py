@@ -118,6 +118,15 @@ def test_an_adapter_after_each_mlp_starts_as_the_identity_and_alone_trains(tiny)
     assert peft_family.max_output_gap(model, adapted, ids) > 1e-3
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_output_gap_compares_a_model_moved_to_the_gpu_with_one_left_on_the_cpu(tiny):
+    """After training, the Trainer has moved the tuned copy to the GPU while the base stays on the CPU."""
+    model, tok = tiny
+    ids = tok(["record of Ze Da :"], return_tensors="pt").input_ids
+    on_gpu = copy.deepcopy(model).cuda()
+    assert peft_family.max_output_gap(model, on_gpu, ids) <= 1e-4
+
+
 def test_largest_change_sees_training_and_only_training(tiny):
     model, _ = tiny
     snap = peft_family.trainable_snapshot(model)
@@ -165,8 +174,9 @@ def test_every_method_trains_something_and_generation_honours_it(base, method, t
     prompts = [p for p, _ in pairs[:8]]
     with torch.no_grad():
         ids = tok(prompts[:1], return_tensors="pt").input_ids
-        trained = evaluate.input_logits(wrapped(input_ids=ids), ids)
-        gap = trained - model(input_ids=ids).logits
+        # Each model fed on its own device (the Trainer moved the copy to a GPU), compared on the CPU.
+        trained = evaluate.input_logits(wrapped(input_ids=ids.to(wrapped.device)), ids).cpu()
+        gap = trained - model(input_ids=ids.to(model.device)).logits.cpu()
     assert math.isfinite(float(trained.abs().max())) and float(gap.abs().max()) > 1e-4, \
         f"{method}: the trained adapter does not change the model's output"
     assert evaluate.generate(wrapped, tok, prompts, max_new_tokens=12) != \

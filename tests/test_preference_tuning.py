@@ -25,7 +25,8 @@ def test_reward_model_trains_a_score_head_on_the_pretrained_body(saved_tiny, tin
     rm = out["model"]
     assert rm.score.out_features == 1 and out["losses"] and out["seconds"] > 0
     body = dict(tiny_v2[0].model.named_parameters())
-    moved = [n for n, p in rm.model.named_parameters() if not torch.equal(p, body[n])]
+    # compared on the CPU: the Trainer moves the reward model to a GPU where there is one
+    moved = [n for n, p in rm.model.named_parameters() if not torch.equal(p.detach().cpu(), body[n])]
     assert moved  # the body trains too, not only the head
 
 
@@ -85,7 +86,7 @@ def test_reinforce_keeps_the_policy_it_starts_from_as_its_reference(saved_tiny, 
     specs = [p["spec"] for p in P.pairs(W.make_world(0), "train", "length", 0.5, n=8)]
     out = PT.reinforce(policy, tok, specs, rm, out_dir=str(tmp_path / "rl"), steps=2, batch_size=4, lr=1e-3,
                        beta=0.1, generations=2, max_new_tokens=6)
-    ref = dict(out["trainer"].ref_model.named_parameters())
+    ref = {n: p.detach().cpu() for n, p in out["trainer"].ref_model.named_parameters()}  # on a GPU if there is one
     assert all(torch.equal(p, ref[n]) for n, p in policy.named_parameters())
     assert out["curve"] and {"proxy", "gold", "words", "kl", "clipped"} <= set(out["curve"][0])
     assert all(-1 <= row["gold"] <= 1 for row in out["curve"])
@@ -217,3 +218,26 @@ def test_response_logprobs_in_a_padded_batch_match_one_at_a_time(tiny_v2):
     alone = [PT.response_logprobs(model, tok, [p["prompt"]], [p["rejected"]])[0] for p in pairs]
     assert batched == pytest.approx(alone, abs=1e-3)
     assert len({round(x, 3) for x in batched}) == 5  # different responses, different log-probabilities
+
+
+def test_rl_trains_in_fp32_on_a_gpu_too(saved_tiny, tmp_path, monkeypatch):
+    """On an H200, GRPO under bf16 autocast reached a nan gradient at step 21 and then sampled from nan
+    probabilities; fp32 ran. The settings RL asks for must not turn autocast on for a (pretended) bf16 GPU."""
+    from labkit.engine import train as T
+    from labkit.model.loading import load_model
+
+    original, on_gpu = T.trl_settings, []
+
+    def settings(**kw):
+        on_gpu.append(original(**{**kw, "cuda": True}))  # what a GPU would get (a pure function of its arguments)
+        return original(**kw)
+
+    monkeypatch.setattr(T, "trl_settings", settings)
+    monkeypatch.setattr(T, "half_precision", lambda: "bf16")
+    path, tok = saved_tiny
+    policy, _ = load_model(path)
+    rm, _ = load_model(path, head="sequence", num_labels=1)
+    specs = [p["spec"] for p in P.pairs(W.make_world(0), "train", "length", 0.5, n=4)]
+    PT.reinforce(policy, tok, specs, rm, out_dir=str(tmp_path / "rl"), steps=1, batch_size=4, lr=1e-3,
+                 beta=0.1, generations=2, max_new_tokens=4)
+    assert on_gpu and not on_gpu[0]["bf16"] and not on_gpu[0]["fp16"] and not on_gpu[0]["use_cpu"]

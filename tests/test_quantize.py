@@ -37,11 +37,19 @@ def test_missing_4bit_kernel_is_one_sentence(tiny_path):
     def no_kernel(*args, **kwargs):
         raise NotImplementedError("No kernel for quantize_4bit on this device (deep inside bitsandbytes)")
 
+    here = "cuda" if torch.cuda.is_available() else "cpu"  # where load quantizes
     with mock.patch.object(bnbf, "quantize_4bit", no_kernel):
         with pytest.raises(quantize.QuantizationUnavailable) as err:
             quantize.load(tiny_path, "nf4")
-    _one_sentence(str(err.value))
-    assert "cpu" in str(err.value) and "deep inside" not in str(err.value)
+        messages = {here: str(err.value)}
+        for device in {"cpu", "cuda"} - {here}:  # the other device's advice too (without CUDA, no tensor there)
+            with pytest.raises(quantize.QuantizationUnavailable) as err:
+                quantize.check_backend("nf4", device)
+            messages[device] = str(err.value)
+    for device, msg in messages.items():
+        _one_sentence(msg)
+        assert f"for the {device} here" in msg and "deep inside" not in msg
+    assert "AVX2" in messages["cpu"] and "run on a CUDA GPU" not in messages["cuda"]
     quantize.check_backend("fp32")  # 16/32-bit needs no backend
 
 
@@ -62,9 +70,13 @@ def test_bits_per_parameter_match_theory(tiny_path, fmt):
     bits = quantize.linear_bits(model)
     assert abs(bits / quantize.THEORY_BITS[fmt] - 1) < 0.05, bits
     fp = quantize.footprint(model)
-    if fmt != "fp32":  # embeddings and norms stay unquantized, in fp32 on the CPU
+    if fmt != "fp32":
+        # Embeddings and norms stay unquantized, in the compute dtype: fp32 on the CPU, the half precision
+        # on a GPU (prepare_model_for_kbit_training upcasts them for training).
+        kept = quantize.compute_dtype()
         assert fp["unquantized_params"] == 2 * 128 * 256 + 3 * 256  # embeddings, untied lm_head, norms
-        assert fp["unquantized_bytes"] >= 4 * fp["unquantized_params"]
+        assert fp["unquantized_dtypes"] == {str(kept).replace("torch.", ""): fp["unquantized_params"]}
+        assert fp["unquantized_bytes"] >= kept.itemsize * fp["unquantized_params"]
 
 
 def test_gradient_flows_through_4bit_layer_after_evaluation(tiny_path):
@@ -74,7 +86,7 @@ def test_gradient_flows_through_4bit_layer_after_evaluation(tiny_path):
 
     model = quantize.load(tiny_path, "nf4")
     layer = next(m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
-    x = torch.randn(4, 256)
+    x = torch.randn(4, 256, device=layer.weight.device)  # on a CUDA machine, load put the layer on the GPU
     layer.eval()
     with torch.no_grad():
         layer(x)

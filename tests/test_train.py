@@ -40,7 +40,7 @@ def test_fit_lowers_the_loss_and_reports_cost(tiny, tmp_path):
     batch = train.collator(tok)([train.CompletionDataset(tok, pairs)[0]])
     before = model(**batch).loss.item()
     result = train.fit(model, tok, pairs, out_dir=str(tmp_path), steps=30, batch_size=4, lr=3e-3, progress=False)
-    after = model(**batch).loss.item()
+    after = model(**{k: v.to(model.device) for k, v in batch.items()}).loss.item()  # the Trainer moved it to a GPU
     assert result.steps == 30 and result.seconds > 0 and result.peak_bytes > 0
     assert after < before / 2
     assert not model.training
@@ -55,7 +55,7 @@ def test_fit_only_moves_what_is_trainable(tiny, tmp_path):
     train.fit(wrapped, tok, [("a", "b")] * 4, out_dir=str(tmp_path), steps=3, batch_size=2, lr=1e-2, progress=False)
     frozen = dict(base.named_parameters())
     moved = [name for name, p in wrapped.get_base_model().named_parameters()
-             if "lora_" not in name and not torch.equal(p, frozen[name.replace(".base_layer", "")])]
+             if "lora_" not in name and not torch.equal(p.detach().cpu(), frozen[name.replace(".base_layer", "")])]
     assert moved == []
     lora_b = [p for name, p in wrapped.named_parameters() if "lora_B" in name]
     assert any(p.abs().sum() > 0 for p in lora_b)  # the adapters did train
@@ -72,7 +72,11 @@ def test_epochs_with_early_stopping_stops_and_restores_the_best(tiny, tmp_path):
                        callbacks=[EarlyStoppingCallback(early_stopping_patience=2)])
     assert result.steps < 40  # stopped before the last epoch
     logs = [h["eval_loss"] for h in result.trainer.state.log_history if "eval_loss" in h]
-    assert result.trainer.evaluate()["eval_loss"] == pytest.approx(min(logs), rel=1e-4)
+    # The logged evaluations ran in the Trainer's mixed precision (bf16/fp16 autocast on a GPU, installed on the
+    # model's forward); fit leaves the model computing in fp32 (own_forward): evaluate in that precision again.
+    with result.trainer.accelerator.autocast():
+        final = result.trainer.evaluate()["eval_loss"]
+    assert final == pytest.approx(min(logs), rel=1e-4)
 
 
 def test_bad_arguments_are_one_clear_error(tmp_path):
@@ -100,7 +104,7 @@ def _copy_runs_its_own_weights(model, tok) -> bool:
     with torch.no_grad():
         for p in twin.parameters():
             p.add_(1.0)
-    ids = tok("Q : where was Bobo born ? A :", return_tensors="pt").input_ids
+    ids = tok("Q : where was Bobo born ? A :", return_tensors="pt").input_ids.to(model.device)  # a GPU after training
     with torch.no_grad():
         return not torch.equal(model(ids).logits, twin(ids).logits)
 

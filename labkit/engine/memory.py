@@ -165,6 +165,7 @@ def saved_activation_bytes(model, input_ids) -> int:
         # (tensor -> grad_fn -> saved tensor), a cycle Python's collector cannot see: ~50 MB leaked per call.
         return t.detach()
 
+    input_ids = input_ids.to(next(model.parameters()).device)  # a Trainer may have moved the model to the GPU
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(input_ids=input_ids, labels=input_ids)
     return sum(seen.values())

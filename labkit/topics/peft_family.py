@@ -83,9 +83,14 @@ def insert_after_mlp(model, make_adapter):
 
 
 def max_output_gap(model_a, model_b, input_ids) -> float:
-    """Largest absolute difference between two models' logits on ``input_ids`` (0: same function)."""
+    """Largest absolute difference between two models' logits on ``input_ids`` (0: same function). Each
+    model reads the ids on its own device (a Trainer moves the model it trains to the GPU, not its base);
+    the logits are compared on the CPU."""
+    def logits(model):
+        return model(input_ids=input_ids.to(next(model.parameters()).device)).logits.float().cpu()
+
     with torch.no_grad():
-        return float((model_a(input_ids=input_ids).logits - model_b(input_ids=input_ids).logits).abs().max())
+        return float((logits(model_a) - logits(model_b)).abs().max())
 
 
 # ---------------------------------------------------------------- measurements
@@ -110,9 +115,10 @@ def trainable_snapshot(model) -> dict:
 
 
 def largest_change(model, snapshot: dict) -> float:
-    """Largest absolute change of any trainable value since ``snapshot`` (0.0: nothing trained)."""
+    """Largest absolute change of any trainable value since ``snapshot`` (0.0: nothing trained). Compared
+    where the snapshot lies: a Trainer moves the model to the GPU after the snapshot was taken."""
     now = dict(model.named_parameters())
-    return max((float((now[n].detach() - t).abs().max()) for n, t in snapshot.items()), default=0.0)
+    return max((float((now[n].detach().to(t.device) - t).abs().max()) for n, t in snapshot.items()), default=0.0)
 
 
 def task_scores(model, tokenizer, people, prompts=(PROMPT,)) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from labkit.core.settings import COURSE_MODEL
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")  # TRL's conversational preference format
+RL_PRECISION = "fp32"  # GRPO's precision on every machine (see reinforce)
 MAX_LENGTH = 384  # tokens of a prompt and response in reward-model and DPO training (the longest pair: ~200)
 RESULTS = {"profile": str, "seed": int, "sizes": dict, "gold_check": dict, "base": dict, "reward_model": dict,
            "curve": list, "trend": dict, "table": list, "examples": list}
@@ -292,7 +293,10 @@ def reinforce(policy, tokenizer, specs: list[dict], reward_model, *, out_dir: st
         return [float(len(c[0]["content"].split())) for c in completions]
 
     data = rows_dataset([{"prompt": s["messages"], "spec": json.dumps(s)} for s in specs])
-    settings = trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    # fp32 even on a GPU: with bf16 autocast, GRPO's log-probability ratios and KL overflowed on an H200
+    # (gradient norm nan at step 21 of the gpu profile, then sampling from nan probabilities), while fp32
+    # ran all 60 steps; the course model is small enough that fp32 costs little
+    settings = trl_settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, half=RL_PRECISION)
     args = GRPOConfig(output_dir=out_dir, beta=beta, num_generations=generations, max_completion_length=max_new_tokens,
                       reward_weights=[1.0, 0.0, 0.0], **settings)
     trainer = GRPOTrainer(model=policy, reward_funcs=[proxy, gold, words], args=args, train_dataset=data,

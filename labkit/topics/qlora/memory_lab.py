@@ -261,14 +261,25 @@ def measure_in_fresh_process(configs: list[dict], workers: int = 2) -> list[dict
 
     from labkit.engine.callbacks import progress
 
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx = mp.get_context(start_method())
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(PRELOAD)
     results = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
         futures = [pool.submit(_measure, c) for c in configs]
         results = [f.result() for f in progress(futures, f"{len(configs)} fresh processes")]
     stop_fork_server()
     return results
+
+
+def start_method() -> str:
+    """How the measuring processes start: forked from a server that preloaded the libraries, except on a
+    CUDA machine, where importing bitsandbytes initialises CUDA in that server and a forked child cannot
+    use the GPU ("Cannot re-initialize CUDA in forked subprocess", seen on an H200): there each starts
+    fresh ("spawn"), paying the imports itself."""
+    import torch
+
+    return "spawn" if torch.cuda.is_available() else "forkserver"
 
 
 def stop_fork_server() -> None:

@@ -50,9 +50,11 @@ def check_backend(fmt: str, device: str | None = None) -> None:
             f"{fmt} needs bitsandbytes, which is not installed: run `pip install 'bitsandbytes>=0.50'` "
             "(or use fp32/bf16).") from None
     except Exception as err:  # noqa: BLE001 - any failure of the probe means: no backend here
+        fix = ("install bitsandbytes>=0.50 (CPU 4-bit needs AVX2) or run on a CUDA GPU" if device == "cpu" else
+               "install a bitsandbytes>=0.50 built for this machine's CUDA (`pip install -U bitsandbytes`)")
         raise QuantizationUnavailable(
-            f"bitsandbytes has no {fmt} kernel for the {device} here ({type(err).__name__}): install "
-            "bitsandbytes>=0.50 (CPU 4-bit needs AVX2) or run on a CUDA GPU, or use fp32/bf16.") from None
+            f"bitsandbytes has no {fmt} kernel for the {device} here ({type(err).__name__}): {fix}, "
+            "or use fp32/bf16.") from None
 
 
 def quantization_config(fmt: str):
