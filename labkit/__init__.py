@@ -45,6 +45,7 @@ MODULES = {
     "memory_lab": "topics.qlora.memory_lab", "rag": "topics.rag.retrieval", "knowledge": "topics.rag.knowledge",
     "peft_family": "topics.peft_family", "instruction_tuning": "topics.instruction_tuning",
     "preference_tuning": "topics.preference_tuning", "task_heads": "topics.task_heads", "scaling": "topics.scaling",
+    "domain_adaptation": "topics.domain_adaptation",
     "plots": "views.plots", "widgets": "views.widgets", "live": "views.live", "exercises": "views.exercises",
 }
 

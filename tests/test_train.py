@@ -140,3 +140,31 @@ def test_tokenized_rows_train_as_they_are_and_pad_by_their_labels(tiny):
     batch = train.collator(tok)(spans)
     assert batch["start_positions"].tolist() == [1, 0]
     assert batch["input_ids"][1].tolist() == [5, tok.pad_token_id, tok.pad_token_id]
+
+
+def test_trl_training_hides_the_libraries_deprecation_warning():
+    """TRL 1.16 reads transformers' deprecated ``is_gradient_checkpointing`` before each RL generation; the
+    notebooks' output stays clean (a stand-in trainer raises that warning as TRL's does)."""
+    import warnings
+
+    from transformers import PrinterCallback, TrainerCallback
+
+    from labkit.engine.train import run_trl
+
+    class Trainer:
+        model = torch.nn.Linear(1, 1)
+        state = type("State", (), {"log_history": [{"step": 1, "loss": 0.5}]})()
+
+        def add_callback(self, callback):
+            assert isinstance(callback, TrainerCallback)
+
+        def pop_callback(self, callback):
+            assert callback is PrinterCallback
+
+        def train(self):
+            warnings.warn("`is_gradient_checkpointing` is deprecated.", FutureWarning, stacklevel=2)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        out = run_trl(Trainer())
+    assert out["losses"] == [(1, 0.5)]

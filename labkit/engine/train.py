@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -153,7 +154,11 @@ def run_trl(trainer) -> dict:
     peak = PeakMemory()
     trainer.add_callback(peak)
     trainer.pop_callback(PrinterCallback)
-    trainer.train()
+    with warnings.catch_warnings():
+        # TRL 1.16 reads transformers' deprecated `is_gradient_checkpointing` before each RL generation: a
+        # FutureWarning between the two libraries, not about the learner's code
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        trainer.train()
     own_forward(trainer.model).eval()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return {"seconds": peak.seconds, "peak_bytes": peak.peak, "losses": losses}
