@@ -48,6 +48,9 @@ TEACHES = {
     "08_preference_tuning": "preference tuning judged by the world's gold reward: SFT, a reward model (TRL's "
                             "`RewardTrainer`) that learned length, RL against it (GRPO) with proxy against gold "
                             "reward, DPO and its beta; gold, length, KL and cost side by side",
+    "09_task_heads": "task heads on the course decoder and on MiniLM: classification, entities, extractive QA; "
+                     "pretrained vs random body, a learning curve, last- vs first-token pooling, linear probe vs "
+                     "top block vs full, the decoder writing the label",
     "12_scaling_out": "scaling out, for real: the ZeRO paper's accounting, the course's Trainer run launched with "
                       "`accelerate launch` in two processes, the same training as one process, the `--cpu` trap, "
                       "per-process bytes under DDP, ZeRO-1 and FSDP, configs to take to a multi-GPU machine",

@@ -72,6 +72,8 @@ WRONG = {
     "07.2": "def fact_precision_recall(w, t, x):\n    return len(w & x) / len(w), len(w & x) / len(x)",  # vs reference
     "08.1": "def bradley_terry_loss(c, r):\n    import math\n    return math.log1p(math.exp(c - r))",  # sign
     "08.2": "def dpo_loss(pc, pr, rc, rr, beta):\n    import math\n    return math.log1p(math.exp(-beta * (pc - pr)))",
+    "09.1": "def first_token_labels(w, y):\n    return [-100 if i is None else y[i] for i in w]",  # tags every piece
+    "09.2": "def pooled_positions(masks):\n    return [len(m) - 1 for m in masks]",  # reads the padding
     "12.1": "def zero_bytes_per_device(n, devices, stage):\n    return 16 * n / devices",
     "12.2": "gb_per_gpu = 16 * 70 / 1",
 }

@@ -332,7 +332,8 @@ def test_tuning_a_head_through_the_trainer_lowers_its_loss(task, tiny_v2, tmp_pa
     before = model(**batch).loss.item()
     fit = TH.tune(task, model, tok, EXAMPLES[task][:16], out_dir=str(tmp_path), steps=20, batch_size=8, lr=3e-3,
                   progress=False)
-    assert fit.steps == 20 and model(**batch).loss.item() < 0.7 * before
+    after = model(**{k: v.to(model.device) for k, v in batch.items()}).loss.item()  # the Trainer moved it to a GPU
+    assert fit.steps == 20 and after < 0.7 * before
 
 
 def test_run_gives_one_row_with_cost_and_scores(tiny_v2, tmp_path):
@@ -353,3 +354,64 @@ def test_the_generative_alternative_writes_and_is_scored_alike(tiny_v2, tmp_path
                  steps=2, batch_size=4, lr=1e-3, progress=False)
     assert row["head"] == "causal" and row["steps"] == 2 and {"accuracy", "macro_f1"} <= set(row)
     assert all(isinstance(p, str) for p in TH.predict("sector", model, tok, EXAMPLES["sector"][:3]))
+
+
+# --- notebook 09's helpers: the learning curve's samples, the body check, pooling's evidence, one trial ---------
+
+def test_curve_sample_balances_the_classes_and_keeps_all_at_the_top():
+    train = L.task(WORLD, "sector", "train")
+    picked = TH.curve_sample(train, 8, seed=1)
+    assert len(picked) == 8 and sorted(e["label"] for e in picked) == sorted(L.SECTORS * 2)
+    assert TH.curve_sample(train, 8, seed=1) == picked and TH.curve_sample(train, 8, seed=2) != picked
+    assert len(TH.curve_sample(train, 2)) == 4  # at least one of each class: an unseen class cannot be learned
+    assert TH.curve_sample(train, len(train)) == train == TH.curve_sample(train, 10_000)
+    with pytest.raises(ValueError, match="A learning-curve size must be a whole number >= 1, got 0"):
+        TH.curve_sample(train, 0)
+
+
+def test_check_sizes_refuses_a_curve_longer_than_the_training_set():
+    from labkit.core.settings import get_profile
+
+    S = get_profile("ci").heads
+    TH.check_sizes(S, max(S.curve))
+    with pytest.raises(ValueError, match=r"asks for 32 training examples; the training set holds 20: choose sizes"):
+        TH.check_sizes(S.override(curve=[8, 32]), 20)
+
+
+def test_same_body_counts_equal_tensors_under_each_prefix(base):
+    from transformers import LlamaForQuestionAnswering
+
+    lm, _ = base
+    qa, _ = load_model(head="qa")
+    assert TH.same_body(qa, lm) == {"tensors": 38, "equal": 38, "prefix": "transformer"}
+    naive = LlamaForQuestionAnswering.from_pretrained(str(loading_dir()))  # the trap: a random body
+    assert TH.same_body(naive, lm)["equal"] == 0
+
+
+def loading_dir():
+    from labkit.model.loading import base_model_dir
+
+    return base_model_dir()
+
+
+def test_last_positions_skip_right_padding():
+    assert TH.last_positions([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]) == [2, 4, 0]
+    assert TH.last_positions(torch.tensor([[1, 1, 0]])) == [1]
+
+
+def test_the_first_token_of_a_decoder_is_the_same_for_every_text(tiny_v2):
+    model, tok = tiny_v2
+    tok.padding_side = "right"
+    texts = [e["text"] for e in EXAMPLES["sector"][:4]]
+    states = TH.first_token_states(model, tok, texts)
+    assert states["first_spread"] < 1e-5 < states["last_spread"] and states["first_token"] == tok.bos_token
+
+
+def test_trial_names_its_row_and_reports_a_constant(tmp_path):
+    """A first-token head cannot tell texts apart: one distinct answer, whatever it learned."""
+    row = TH.trial("first", "sector", EXAMPLES["sector"][:8], EXAMPLES["sector"][:12], out_dir=str(tmp_path),
+                   pooling="first", steps=2, batch_size=4, lr=1e-3, progress=False, seed=3)
+    assert row["name"] == "first" and row["pooling"] == "first" and row["body"] == "pretrained" and row["seed"] == 3
+    assert row["model"] == "course-base" and row["distinct_predictions"] == 1
+    shares = {sum(e["label"] == c for e in EXAMPLES["sector"][:12]) / 12 for c in L.SECTORS}
+    assert row["accuracy"] in shares  # a constant answer scores its class's share

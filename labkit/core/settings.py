@@ -255,6 +255,33 @@ class PreferenceTuning(Settings):
     model_id: str = knob(default="")                 # the model to tune; "": the profile's
 
 
+def _among(choices):
+    def check(values):
+        if not isinstance(values, tuple) or not values or any(v not in choices for v in values):
+            return f"a non-empty list, each one of {', '.join(map(repr, choices))}"
+        return None
+    return check
+
+
+@dataclass(frozen=True)
+class TaskHeads(Settings):
+    """Notebook 09: heads on a pretrained (or random) body, frozen or not, against the decoder writing the label."""
+    steps: int = knob(_positive_int)                 # optimiser steps of every sector and entities run (the same)
+    qa_steps: int = knob(_positive_int)              # optimiser steps of every QA run (long inputs: the costliest)
+    batch_size: int = knob(_positive_int)            # examples per step
+    lr: float = knob(_positive)                      # full fine-tuning and top blocks (AdamW, constant)
+    probe_lr: float = knob(_positive)                # the linear probe: a fresh head alone on frozen features
+    top_blocks: int = knob(_positive_int)            # "top layers": this many top blocks train, with the head
+    curve: tuple = knob(_each(_positive_int))        # smaller training sets of the learning curve (all is added)
+    poolings: tuple = knob(_among(("last", "first", "mean")))   # the decoder's poolings compared on sector
+    encoder_tasks: tuple = knob(_among(("sector", "entities", "extractive_qa")))  # tasks MiniLM runs on
+    encoder_steps: int = knob(_positive_int)         # MiniLM's optimiser steps (several times the cost of a step)
+    encoder_lr: float = knob(_positive)              # MiniLM's learning rate (a 22M-parameter pretrained encoder)
+    per_person: int = knob(_positive_int)            # training examples per training person (1: 180 per task)
+    n_test: int = knob(_positive_int)                # test examples per task (at most the test split's 60)
+    model_id: str = knob(default="")                 # the decoder; "": the profile's
+
+
 @dataclass(frozen=True)
 class Scaling(Settings):
     """Notebook 12: the course's Trainer run in several processes, and what each process holds."""
@@ -286,6 +313,7 @@ class Profile(Settings):
     peft: PeftFamily = knob()                        # notebook 06
     instruct: InstructionTuning = knob()             # notebook 07
     prefer: PreferenceTuning = knob()                # notebook 08
+    heads: TaskHeads = knob()                        # notebook 09
     scaling: Scaling = knob()                        # notebook 12
     expected: dict = field(default_factory=dict)     # notebook -> expected run time, as printed
 
@@ -332,16 +360,20 @@ PROFILES = {
                         rank=8, virtual_tokens=10, adapter_size=16, n_latency=8),
         instruct=InstructionTuning(n_train=384, n_test=8, steps=40, batch_size=8, lr=1e-3, shots=2,
                                    curve=(24, 96, 384), n_clean=96, sloppy_share=0.5, max_new_tokens=40),
-        prefer=PreferenceTuning(n_prompts=640, n_test=32, n_pairs=320, batch_size=8, max_new_tokens=40, sft_steps=80,
+        prefer=PreferenceTuning(n_prompts=640, n_test=24, n_pairs=320, batch_size=8, max_new_tokens=40, sft_steps=80,
                                 sft_lr=1e-3, strength=0.9, rm_steps=40, rm_lr=1e-4, rl_steps=40, rl_lr=1e-4,
                                 rl_beta=0.1, generations=4, dpo_steps=12, dpo_lr=1e-4, betas=(0.1, 0.5), kl_samples=2),
+        # ci: MiniLM on sector only (on entities and QA it costs ~1 s a step here), QA at half the steps
+        heads=TaskHeads(steps=40, qa_steps=20, batch_size=16, lr=1e-3, probe_lr=1e-2, top_blocks=1, curve=(8, 32),
+                        poolings=("last", "first"), encoder_tasks=("sector",), encoder_steps=20, encoder_lr=3e-4,
+                        per_person=1, n_test=60),
         scaling=Scaling(processes=2, steps=8, batch_size=4, n_train=64, lr=1e-3, gpus=8),
         # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, base model v2, 2 cores at
         # 0.21-0.25 s per reference step); tests/test_guide.py holds them within a factor of two of the measurement
         expected={"00_tour": "~25 s", "01_full_finetuning": "~35 s", "02_forgetting": "~1.5 min",
                   "03_lora_rank": "~1.5 min", "04_qlora_memory": "~1 min", "05_rag_vs_finetuning": "~1 min",
                   "06_peft_family": "~1 min", "07_instruction_tuning": "~1.5 min", "08_preference_tuning": "~2 min",
-                  "12_scaling_out": "~1 min"}),
+                  "09_task_heads": "~1.5 min", "12_scaling_out": "~1 min"}),
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -367,11 +399,17 @@ PROFILES = {
                                 sft_steps=200, sft_lr=1e-3, strength=0.9, rm_steps=100, rm_lr=1e-4, rl_steps=120,
                                 rl_lr=1e-4, rl_beta=0.1, generations=4, dpo_steps=60, dpo_lr=1e-4,
                                 betas=(0.03, 0.1, 0.3, 1.0), kl_samples=4),
+        heads=TaskHeads(steps=120, qa_steps=80, batch_size=16, lr=1e-3, probe_lr=1e-2, top_blocks=1,
+                        curve=(8, 32, 96), poolings=("last", "first", "mean"),
+                        # MiniLM on QA (passages of several people, batch 16) alone peaks at 2.36 GiB: over Binder's
+                        # 2 GB, so in cpu the encoder runs sector and entities only (gpu: all three)
+                        encoder_tasks=("sector", "entities"), encoder_steps=60, encoder_lr=3e-4,
+                        per_person=2, n_test=60),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5.5 min", "02_forgetting": "~8 min",
                   "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~12 min",
                   "06_peft_family": "~10.5 min", "07_instruction_tuning": "~13 min", "08_preference_tuning": "~7.5 min",
-                  "12_scaling_out": "~2 min"}),
+                  "09_task_heads": "~5.5 min", "12_scaling_out": "~2 min"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -400,12 +438,17 @@ PROFILES = {
                                 sft_steps=200, sft_lr=1e-3, strength=0.9, rm_steps=100, rm_lr=1e-4, rl_steps=200,
                                 rl_lr=1e-4, rl_beta=0.1, generations=8, dpo_steps=100, dpo_lr=1e-4,
                                 betas=(0.03, 0.1, 0.3, 1.0), kl_samples=4, model_id=COURSE_MODEL),
+        # the course model, as for notebooks 07-08: the tasks are about its world; MiniLM is the real encoder
+        heads=TaskHeads(steps=300, qa_steps=200, batch_size=16, lr=1e-3, probe_lr=1e-2, top_blocks=1,
+                        curve=(8, 32, 96, 288), poolings=("last", "first", "mean"),
+                        encoder_tasks=("sector", "entities", "extractive_qa"), encoder_steps=200, encoder_lr=3e-4,
+                        per_person=3, n_test=60, model_id=COURSE_MODEL),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
                   "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4",
                   "06_peft_family": "~6 min on a T4", "07_instruction_tuning": "~5 min on a T4",
-                  "08_preference_tuning": "~6 min on a T4",
+                  "08_preference_tuning": "~6 min on a T4", "09_task_heads": "~6 min on a T4",
                   "12_scaling_out": "~3 min (its processes use the CPU unless there are 2+ GPUs)"}),
 }
 

@@ -76,15 +76,12 @@ class CapabilityProbe(Probe):
 
 
 def train_top_layers(model, n_layers: int):
-    """Freeze everything but the last ``n_layers`` transformer blocks and the final norm."""
-    for p in model.parameters():
-        p.requires_grad = False
-    blocks = model.model.layers
-    for block in blocks[len(blocks) - n_layers:]:
-        for p in block.parameters():
-            p.requires_grad = True
-    for p in model.model.norm.parameters():
-        p.requires_grad = True
+    """Freeze everything but the last ``n_layers`` transformer blocks and the final norm: notebook 09's
+    ``labkit.topics.task_heads.freeze(model, n_layers)`` (one definition for both notebooks; the course
+    model's lm_head is tied to the frozen embeddings, so it stays frozen). Returns the model."""
+    from labkit.topics.task_heads import freeze
+
+    freeze(model, n_layers)
     return model
 
 

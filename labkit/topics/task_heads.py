@@ -38,6 +38,10 @@ SUFFIXES = {"causal": "ForCausalLM", "sequence": "ForSequenceClassification", "t
             "qa": "ForQuestionAnswering"}
 # The generative alternative's prompts, in the world's question format ("Q : ... A :").
 PROMPTS = {"sector": "{text} Q : what sector ? A :", "extractive_qa": "passage : {context} Q : {question} A :"}
+# What notebook 09 saves (labkit.engine.records.save_results checks it): the runs' rows (``trial``), the
+# learning curve, the pooling check and the QA head's body check.
+RESULTS = {"profile": str, "seed": int, "sizes": dict, "qa_body": dict, "first_token": dict, "table": list,
+           "curve": list, "examples": list}
 
 
 def encoder_dir() -> str:
@@ -323,11 +327,75 @@ def run(task: str, model, tokenizer, train_examples: list[dict], test_examples: 
         trainable: str | int = "all", **fit_args) -> dict:
     """One row of an experiment: ``freeze`` the model to ``trainable``, ``tune`` it on ``train_examples``
     (none: the model as it is, e.g. the prompted decoder) and ``score`` its ``predict``ions on
-    ``test_examples``. The row holds the counts, the training's cost and the scores."""
+    ``test_examples``. The row holds the counts, the training's cost, how many different answers it gave
+    (1: the same answer to every input) and the scores."""
     counts = freeze(model, trainable)
     fit = tune(task, model, tokenizer, train_examples, out_dir=out_dir, **fit_args) if train_examples else None
-    scores = score(task, predict(task, model, tokenizer, test_examples), test_examples)
+    predictions = predict(task, model, tokenizer, test_examples)
+    scores = score(task, predictions, test_examples)
     return {"task": task, "head": head_of(model), "trainable": trainable, "n_train": len(train_examples),
+            "distinct_predictions": len({repr(p) for p in predictions}),
             "parameters": counts["total"], "trainable_parameters": counts["trainable"],
             "steps": fit.steps if fit else 0, "seconds": round(fit.seconds, 2) if fit else 0.0,
             "seconds_per_step": round(fit.seconds / fit.steps, 3) if fit and fit.steps else None, **scores}
+
+
+def trial(name: str, task: str, train_examples: list[dict], test_examples: list[dict], *, out_dir: str,
+          model_id: str = COURSE_MODEL, pretrained: bool = True, generative: bool = False, pooling: str | None = None,
+          trainable: str | int = "all", seed: int = 0, **fit_args) -> dict:
+    """``run`` on a fresh model: ``load_head`` (the body ``model_id``, pretrained or random, the task's head
+    or with ``generative`` the decoder writing the label; ``pooling``), then freeze, tune and score. The row
+    is named ``name`` and says which body, pooling and seed it had; the model is not kept."""
+    model, tok = load_head(task, model_id, pretrained=pretrained, generative=generative, pooling=pooling, seed=seed)
+    row = run(task, model, tok, train_examples, test_examples, out_dir=f"{out_dir}/{name}", trainable=trainable,
+              seed=seed, **fit_args)
+    return {"name": name, "model": model_id, "body": "pretrained" if pretrained else "random",
+            "pooling": getattr(model.config, "pooling", None), "seed": seed, **row}
+
+
+def curve_sample(examples: list[dict], n: int, seed: int = 0) -> list[dict]:
+    """``n`` training examples for a learning curve: all of them when ``n`` covers the set, else
+    ``labkit.core.labelled.few_shot``'s balanced pick, ``n // classes`` of each class (at least one each:
+    a class never seen is a class the head cannot learn)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"A learning-curve size must be a whole number >= 1, got {n!r}.")
+    if n >= len(examples):
+        return list(examples)
+    classes = len({c for e in examples for c in e["classes"]})
+    return L.few_shot(examples, max(1, n // classes), seed)
+
+
+def check_sizes(settings, n_train: int) -> None:
+    """Refuse, in one sentence, a learning curve the training set cannot give (notebook 09's ``curve``)."""
+    big = [n for n in settings.curve if n > n_train]
+    if big:
+        raise ValueError(f"The learning curve asks for {', '.join(map(str, big))} training examples; the training "
+                         f"set holds {n_train}: choose sizes up to {n_train}.")
+
+
+def same_body(model, lm) -> dict:
+    """How many of the causal LM ``lm``'s body tensors a head ``model`` holds unchanged (compared by name
+    under each model's own body prefix: ``model.`` for the LM, ``transformer.`` for Llama's QA head)."""
+    body, mine = lm.base_model.state_dict(), model.base_model.state_dict()
+    equal = sum(k in mine and mine[k].shape == v.shape and torch.equal(mine[k], v) for k, v in body.items())
+    return {"tensors": len(body), "equal": equal, "prefix": model.base_model_prefix}
+
+
+def last_positions(attention_masks) -> list[int]:
+    """For each row of a right-padded batch (its attention mask: 1 for a real token, 0 for padding), the
+    position of its last real token: the one a decoder's sequence classifier reads."""
+    return [int(sum(mask)) - 1 for mask in torch.as_tensor(attention_masks).tolist()]
+
+
+@torch.no_grad()
+def first_token_states(model, tokenizer, texts: list[str]) -> dict:
+    """What a decoder's first position holds for different ``texts``: the largest difference between any
+    text's final hidden state there and the first text's (0: every text looks the same from there,
+    causal attention let it see only itself, the BOS), against the same at the last real token."""
+    model.eval()
+    batch = tokenizer(texts, padding=True, return_tensors="pt").to(next(model.parameters()).device)
+    hidden = model.base_model(**batch).last_hidden_state
+    last = hidden[torch.arange(len(texts)), last_positions(batch["attention_mask"])]
+    return {"first_spread": float((hidden[:, 0] - hidden[:1, 0]).abs().max()),
+            "last_spread": float((last - last[:1]).abs().max()),
+            "first_token": tokenizer.convert_ids_to_tokens(int(batch["input_ids"][0, 0]))}

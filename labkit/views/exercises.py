@@ -266,6 +266,22 @@ def _zero3_70b(answer):
     _prediction(answer, zero_bytes(70e9, 8, 3)["total"] / 1e9, tolerance=0.05, unit=" GB")
 
 
+def _first_token_labels(first_token_labels):
+    from labkit.topics.task_heads import first_token_labels as reference
+
+    cases = [([None, 0, 0, 1, 2, 2, 2, None], [5, 6, 0]), ([None, 0, 1, 1, None], [1, 2]),
+             ([0, 1, 2], [3, 0, 4]), ([None, 0, 0, 0, None, None], [6])]
+    _cases(first_token_labels, reference, cases, same=lambda a, b: isinstance(a, (list, tuple)) and list(a) == b)
+
+
+def _pooled_positions(pooled_positions):
+    from labkit.topics.task_heads import last_positions
+
+    cases = [([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]],), ([[1, 0, 0, 0]],), ([[1, 1, 0], [1, 0, 0], [1, 1, 1]],)]
+    _cases(pooled_positions, last_positions, cases,
+           same=lambda a, b: isinstance(a, (list, tuple)) and [int(x) for x in a] == b)
+
+
 EXERCISES = {
     "00.1": Exercise("00_tour", "count_tokens(tokenizer, text): how many tokens the model reads for a text",
                      _tokens, "The tokenizer adds a start token (<bos>) in front: compare tokenizer.tokenize(text) "
@@ -336,6 +352,14 @@ EXERCISES = {
                      "beta): DPO's loss on one pair", _dpo_loss, "Each response's implicit reward is beta * (policy "
                      "log-prob - reference log-prob); the loss is -log sigmoid(chosen's minus rejected's).",
                      "No reward model and no sampling: DPO's whole loss is four log-probabilities per pair."),
+    "09.1": Exercise("09_task_heads", "first_token_labels(word_ids, word_labels): a token head's labels from "
+                     "word labels", _first_token_labels, "For each token: -100 if its word id is None or an earlier "
+                     "token has the same word id, else word_labels[word id].",
+                     "A word cut into three pieces is still one word: tagged once, scored once."),
+    "09.2": Exercise("09_task_heads", "pooled_positions(attention_masks): the token a decoder's classifier reads "
+                     "in each row", _pooled_positions, "With right padding the real tokens come first: the last "
+                     "one is at (number of 1s in the mask) - 1, not at the end of the row (a pad token).",
+                     "The one token that has seen the whole text under causal attention."),
     "12.1": Exercise("12_scaling_out", "zero_bytes_per_device(n_params, devices, stage): the ZeRO paper's "
                      "accounting", _zero_bytes, "2 + 2 + 12 bytes per parameter (fp16 weights, fp16 gradients, "
                      "Adam's fp32 states); stage 1 divides the 12 by the devices, stage 2 also the gradients, "
