@@ -204,14 +204,11 @@ def reload_check(model, tokenizer, folder: str | Path, texts: list[str]) -> dict
     """Load ``folder`` back (``labkit.load_model``) and compare it with ``model``/``tokenizer`` on ``texts``:
     whether the tokenizers agree (same size, same ids for every text) and the largest logit gap."""
     from labkit.model.loading import load_model
+    from labkit.topics.peft_family import max_output_gap
 
     loaded, tok = load_model(str(folder))
     same = len(tok) == len(tokenizer) and all(tok(t).input_ids == tokenizer(t).input_ids for t in texts)
-    device = next(model.parameters()).device
-    gap = 0.0
-    for t in texts:
-        ids = torch.tensor([tokenizer(t).input_ids], device=device)
-        a = model.eval()(input_ids=ids).logits.float().cpu()
-        b = loaded.eval()(input_ids=ids.cpu()).logits.float()
-        gap = max(gap, float((a - b).abs().max()))
+    model.eval()
+    loaded.eval()
+    gap = max((max_output_gap(model, loaded, torch.tensor([tokenizer(t).input_ids])) for t in texts), default=0.0)
     return {"same_tokens": same, "vocab": len(tok), "max_logit_gap": gap}

@@ -233,7 +233,7 @@ def measure_training(path, method: str, *, batch: int, seq_len: int, checkpointi
     states = [t for st in trainer.optimizer.state.values() for t in st.values() if torch.is_tensor(t)]
     optim = sum(t.untyped_storage().nbytes() for t in {t.untyped_storage().data_ptr(): t for t in states}.values())
     model.train()
-    acts = saved_activation_bytes(model, data.ids[:batch].to(model.device))
+    acts = saved_activation_bytes(model, data.ids[:batch])
     return {"peak": peak, "weights": weights, "optimizer": optim,
             "gradients": sum(p.numel() * p.element_size() for p in trainable), "activations": acts,
             "baseline": baseline, "seconds": seconds, "trainable": sum(p.numel() for p in trainable),
