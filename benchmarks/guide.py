@@ -51,6 +51,14 @@ TEACHES = {
     "09_task_heads": "task heads on the course decoder and on MiniLM: classification, entities, extractive QA; "
                      "pretrained vs random body, a learning curve, last- vs first-token pooling, linear probe vs "
                      "top block vs full, the decoder writing the label",
+    "10_domain_adaptation": "domain-adaptive continued pretraining on an unlabelled herbal, then the task, across "
+                            "labelled-set sizes; the tokenizer extended with the jargon (tokens per word, speed), new "
+                            "rows from the mean of their pieces or random; the capability cost and general-text "
+                            "replay; save and reload with the tokenizer",
+    "11_data_quality_and_bias": "what flawed data does to fine-tuning, against exact truth: label noise for full "
+                                "fine-tuning and LoRA and early stopping on clean validation; a slice that never "
+                                "shows organisations, scored by group; bias amplification (model rate minus data "
+                                "rate) over skew ratios, with rebalancing and counterfactual augmentation",
     "12_scaling_out": "scaling out, for real: the ZeRO paper's accounting, the course's Trainer run launched with "
                       "`accelerate launch` in two processes, the same training as one process, the `--cpu` trap, "
                       "per-process bytes under DDP, ZeRO-1 and FSDP, configs to take to a multi-GPU machine",

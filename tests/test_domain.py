@@ -11,6 +11,13 @@ def test_same_seed_same_herbal():
     assert D.herbs(WORLD) != D.herbs(W.make_world(1))
 
 
+def test_another_herbal_beside_the_same_people():
+    assert D.herbs(WORLD, herbal=1) == D.herbs(W.make_world(1)) != D.herbs(WORLD)
+    assert D.domain_text(WORLD, herbal=1) == D.domain_text(W.make_world(1))
+    assert D.domain_task(WORLD, "test", herbal=1) == D.domain_task(W.make_world(1), "test")
+    assert D.domain_task(WORLD, "test", herbal=0) == D.domain_task(WORLD, "test")
+
+
 def test_task_splits_by_herb():
     tasks = {s: D.domain_task(WORLD, s) for s in D.SPLITS}
     herbs = {s: {q["herb"] for q in t} for s, t in tasks.items()}

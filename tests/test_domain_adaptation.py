@@ -1,6 +1,8 @@
 """Domain adaptation (notebook 10): the extended tokenizer round-trips the herbal, resized embeddings keep
 every old row, continued pretraining and task tuning train copies, the adapted model reloads with its tokenizer."""
 
+import copy
+
 import pytest
 import torch
 
@@ -112,7 +114,12 @@ def test_general_text_is_mixed_in_at_its_share_and_every_domain_doc_is_kept():
     docs = D.domain_text(WORLD)[:30]
     mixed = DA.mix_general(docs, WORLD, 0.25)
     assert sorted(d for d in mixed if d in docs) == sorted(docs)
-    assert len(mixed) == 40 and not set(mixed[:10]) <= set(docs)  # shuffled: general text is not all at the end
+    general = DA.general_text(WORLD, len(mixed) - len(docs))  # the stream's first documents, whole
+    assert sorted(d for d in mixed if d not in docs) == sorted(general)
+    assert DA.words(general) / DA.words(mixed) >= 0.25  # the share is reached, by words...
+    assert DA.words(general[:-1]) / DA.words(docs + general[:-1]) < 0.25  # ...with no document more than needed
+    assert not set(mixed[: len(general)]) <= set(general)  # shuffled: general text is not all at the start
+    assert DA.mix_general(docs, WORLD, 0.5) != mixed and DA.words(["a b .", "c"]) == 4
     assert DA.mix_general(docs, WORLD, 0.0) != docs and sorted(DA.mix_general(docs, WORLD, 0.0)) == sorted(docs)
     assert DA.general_text(WORLD, 5) == DA.general_text(WORLD, 5) != DA.general_text(WORLD, 5, seed=1)
     assert not any("herbal" in t for t in DA.general_text(WORLD, 20))
@@ -127,6 +134,7 @@ def test_continued_pretraining_and_task_tuning_train_copies(tiny_v2, tmp_path):
     dapt = DA.continued_pretraining(model, tok, D.domain_text(WORLD)[:8], world=WORLD, general_share=0.5,
                                     out_dir=str(tmp_path), steps=2, batch_size=4, lr=1e-2, progress=False)
     assert dapt.steps == 2 and dapt.model is not model
+    assert dapt.trainer.args.train_sampling_strategy == "group_by_length"  # long general documents batch together
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
     assert any(not torch.equal(p.detach().cpu(), before[n]) for n, p in dapt.model.named_parameters())
     with pytest.raises(ValueError, match="world="):
@@ -179,3 +187,76 @@ def test_the_saved_adapted_model_reloads_with_its_tokenizer(tiny_v2, tmp_path):
     loaded, tok2 = lk.load_model(str(folder))
     assert tok2.tokenize("of brinwort") == ["of", "brinwort"]
     assert DA.tied(loaded) and loaded.get_input_embeddings().weight.shape[0] == len(ext)
+
+
+def test_round_trip_share_counts_texts_that_decode_back_exactly():
+    tok = build_tokenizer(2)
+    ext = DA.extend_tokenizer(tok, D.jargon())
+    texts = D.domain_text(WORLD)[:10]
+    assert DA.round_trip_share(ext, texts) == 1.0
+    assert DA.round_trip_share(ext, texts[:3] + ["two  spaces", " a leading space"]) == pytest.approx(3 / 5)
+
+
+def test_mean_row_and_general_words():
+    rows = torch.tensor([[0.0, 2.0], [4.0, 6.0], [1.0, 1.0]])
+    assert torch.equal(DA.mean_row(rows, [0, 1]), torch.tensor([2.0, 4.0]))
+    assert torch.equal(DA.mean_row(rows, [2]), rows[2])
+    assert DA.general_words(300, 0.25) == pytest.approx(100) and DA.general_words(300, 0.0) == 0
+    assert DA.general_words(300, 0.5) == pytest.approx(300)  # half the mix: as much again
+
+
+def test_mean_similarity_of_embedding_rows(tiny_v2):
+    model, _ = tiny_v2
+    with torch.no_grad():
+        weight = model.get_input_embeddings().weight
+        weight[5], weight[6], weight[7] = torch.ones(weight.shape[1]), 2 * torch.ones(weight.shape[1]), 0
+        weight[7, 0], weight[8] = 1.0, -torch.ones(weight.shape[1])
+    assert DA.mean_similarity(model, [5, 6]) == pytest.approx(1.0)  # the same direction, any length
+    assert DA.mean_similarity(model, [5, 8]) == pytest.approx(-1.0)
+    n = weight.shape[1]
+    assert DA.mean_similarity(model, [5, 6, 7]) == pytest.approx((1 + 2 / n ** 0.5) / 3, abs=1e-5)
+    with pytest.raises(ValueError, match="two tokens"):
+        DA.mean_similarity(model, [5])
+
+
+def test_mean_init_starts_the_invented_herb_names_closer_together_than_random(tiny_v2):
+    model, tok = tiny_v2
+    ext = DA.extend_tokenizer(tok, D.jargon())
+    herbs = [i for i, w in DA.new_token_ids(tok, ext).items() if w in D.HERBS]
+    assert len(herbs) == len(D.HERBS)
+    sims = {init: DA.mean_similarity(DA.resize_embeddings(copy.deepcopy(model), tok, ext, init=init), herbs)
+            for init in DA.INITS}
+    assert sims["mean"] > sims["random"] + 0.2  # shared syllables (-wort, brin-) give shared rows
+
+
+def test_labelled_sizes_are_checked_and_include_every_question():
+    assert DA.labelled_sizes((48, 16), 96) == [16, 48, 96]
+    assert DA.labelled_sizes((96,), 96) == [96]
+    for bad in ((0,), (16, 97)):
+        with pytest.raises(ValueError, match="from 1 to 96"):
+            DA.labelled_sizes(bad, 96)
+
+
+def test_tune_and_score_tunes_on_the_first_questions_and_scores_seen_and_unseen(tiny_v2, tmp_path, monkeypatch):
+    model, tok = tiny_v2
+    train, unseen = D.domain_task(WORLD, "train"), D.domain_task(WORLD, "test")
+    seen_counts = []
+    monkeypatch.setattr(DA, "task_accuracy", lambda m, t, rows: (seen_counts.append(len(rows)) or
+                                                                 {"accuracy": 0.5 if rows is unseen else 1.0}))
+    rows = DA.tune_and_score(model, tok, train, unseen, [8, 4], out_dir=str(tmp_path), steps=1, batch_size=4,
+                             progress=False)
+    assert [r["n_train"] for r in rows] == [4, 8]
+    assert seen_counts == [len(unseen), 4, len(unseen), 8]
+    assert all(r["unseen"] == 0.5 and r["seen"] == 1.0 and r["seconds_per_step"] > 0 for r in rows)
+    with pytest.raises(ValueError, match="not possible"):
+        DA.tune_and_score(model, tok, train[:8], unseen, [9], out_dir=str(tmp_path), steps=1)
+
+
+def test_gain_averages_the_arms_against_a_run_at_each_size():
+    curves = {"a": [{"unseen": 0.5}, {"unseen": 0.7}], "b": [{"unseen": 0.1}, {"unseen": 0.3}],
+              "base": [{"unseen": 0.1}, {"unseen": 0.2}]}
+    assert DA.gain(curves, ["a", "b"], "base") == pytest.approx([0.2, 0.3])
+    assert DA.gain(curves, ["a"], "b") == pytest.approx([0.4, 0.4])
+    for arms, over in (([], "base"), (["c"], "base"), (["a"], "c")):
+        with pytest.raises(ValueError, match="compares runs"):
+            DA.gain(curves, arms, over)

@@ -74,6 +74,10 @@ WRONG = {
     "08.2": "def dpo_loss(pc, pr, rc, rr, beta):\n    import math\n    return math.log1p(math.exp(-beta * (pc - pr)))",
     "09.1": "def first_token_labels(w, y):\n    return [-100 if i is None else y[i] for i in w]",  # tags every piece
     "09.2": "def pooled_positions(masks):\n    return [len(m) - 1 for m in masks]",  # reads the padding
+    "10.1": "def mean_init_row(e, ids):\n    return e[ids].mean(1)",  # averages within each row
+    "10.2": "def general_words(d, share):\n    return d * share",  # a share of the domain text, not of the mix
+    "11.1": "def she_rate(p, s):\n    return sum(x == 'she' for x in p) / len(p)",  # over every sector
+    "11.2": "def augment(examples):\n    return examples + [dict(e, pronoun='she') for e in examples]",  # one more
     "12.1": "def zero_bytes_per_device(n, devices, stage):\n    return 16 * n / devices",
     "12.2": "gb_per_gpu = 16 * 70 / 1",
 }

@@ -109,3 +109,18 @@ def test_a_t4_computes_in_fp16_although_torch_says_it_has_bf16(monkeypatch, capa
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     assert half_precision() == half
     assert quantize.compute_dtype() == getattr(torch, dtype)
+
+
+def test_weigh_saves_a_rung_and_counts_it_in_every_format(tmp_path):
+    # Notebook 04's ladder: each rung saved with random weights, loaded in each format and counted.
+    from labkit.core.architectures import Architecture
+
+    arch = Architecture("tiny", 256, 512, 1, 4, 4, 128, True)
+    weighed = quantize.weigh(arch, tmp_path / "rung", formats=("fp32", "bf16", "nf4-dq"))
+    assert (tmp_path / "rung" / "config.json").exists() and list(weighed) == ["fp32", "bf16", "nf4-dq"]
+    assert weighed["fp32"]["bits"] == 32 and weighed["bf16"]["bits"] == 16
+    assert abs(weighed["nf4-dq"]["bits"] / quantize.THEORY_BITS["nf4-dq"] - 1) < 0.05
+    fp32 = weighed["fp32"]["footprint"]
+    assert fp32["unquantized_params"] == arch.parameter_count()  # the rung is the architecture's shapes
+    assert fp32["total_bytes"] > weighed["bf16"]["footprint"]["total_bytes"] > weighed["nf4-dq"]["footprint"][
+        "total_bytes"]

@@ -46,9 +46,10 @@ def words() -> set[str]:
     return ({w for t in texts for w in t.split() if not w.startswith("{")} | set(PARTS)) - set(jargon())
 
 
-def herbs(world: W.World, n_herbs: int = 40) -> list[dict]:
-    """The world's herbal: ``n_herbs`` herbs with their facts (seeded by the world's seed)."""
-    rng = random.Random(f"domain-{world.seed}")
+def herbs(world: W.World, n_herbs: int = 40, herbal: int | None = None) -> list[dict]:
+    """The world's herbal: ``n_herbs`` herbs with their facts, drawn from the world's seed, or from ``herbal``
+    (the herbal the world of that seed has: another herbal beside the same people, for a seed sweep)."""
+    rng = random.Random(f"domain-{world.seed if herbal is None else herbal}")
     return [{"name": h, "part": rng.choice(PARTS), "preparation": rng.choice(PREPARATIONS),
              "ailment": rng.choice(AILMENTS), "place": rng.choice(W.VALUES["city"])}
             for h in rng.sample(HERBS, n_herbs)]
@@ -61,19 +62,20 @@ def entry(herb: dict, rng: random.Random) -> str:
     return "herbal : " + " ".join(rng.choice(TEMPLATES[f]).format(h=herb["name"], v=herb[f]) for f in fields)
 
 
-def domain_text(world: W.World, paraphrases: int = 4, seed: int = 0) -> list[str]:
-    """The unlabelled domain text: ``paraphrases`` entries per herb, in a seeded order."""
-    rng = random.Random(f"domain-text-{world.seed}-{seed}")
-    docs = [entry(h, rng) for h in herbs(world) for _ in range(paraphrases)]
+def domain_text(world: W.World, paraphrases: int = 4, seed: int = 0, herbal: int | None = None) -> list[str]:
+    """The unlabelled domain text: ``paraphrases`` entries per herb of ``herbs(world, herbal=herbal)``, in a
+    seeded order."""
+    rng = random.Random(f"domain-text-{world.seed if herbal is None else herbal}-{seed}")
+    docs = [entry(h, rng) for h in herbs(world, herbal=herbal) for _ in range(paraphrases)]
     rng.shuffle(docs)
     return docs
 
 
-def domain_task(world: W.World, split: str = "train") -> list[dict]:
-    """Closed-book questions about the herbs of ``split`` (``SPLITS``, by herb), one per fact:
-    {question, prompt ('Q : ... A :'), answer, herb, field}; answers are stated only in the herbal."""
+def domain_task(world: W.World, split: str = "train", herbal: int | None = None) -> list[dict]:
+    """Closed-book questions about the herbs of ``split`` (``SPLITS``, by herb) of ``herbs(world, herbal=herbal)``,
+    one per fact: {question, prompt ('Q : ... A :'), answer, herb, field}; answers are stated only in the herbal."""
     W.choose(split, tuple(SPLITS), "split")
-    pool = herbs(world)
+    pool = herbs(world, herbal=herbal)
     cut = [0, round(SPLITS["train"] * len(pool)), round((SPLITS["train"] + SPLITS["validation"]) * len(pool))]
     start, end = dict(zip(SPLITS, zip(cut, cut[1:] + [len(pool)])))[split]
     out = []

@@ -282,6 +282,42 @@ class TaskHeads(Settings):
     model_id: str = knob(default="")                 # the decoder; "": the profile's
 
 
+def _below_one(v):
+    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1 else "a number in [0, 1)"
+
+
+@dataclass(frozen=True)
+class DomainAdaptation(Settings):
+    """Notebook 10: continued pretraining on the herbal (its jargon in the tokenizer or not), then the herb task."""
+    dapt_steps: int = knob(_positive_int)            # optimiser steps of every continued pretraining (the same)
+    task_steps: int = knob(_positive_int)            # optimiser steps of every task tuning (the same)
+    batch_size: int = knob(_positive_int)            # documents or questions per step
+    lr: float = knob(_positive)                      # continued pretraining (AdamW, constant)
+    task_lr: float = knob(_positive)                 # task tuning (AdamW, constant)
+    general_share: float = knob(_below_one)          # share of general text (words) in the mixed continued pretraining
+    sizes: tuple = knob(_each(_positive_int))        # smaller labelled sets (questions; 4 per herb); all 96 are added
+    inits: tuple = knob(_among(("mean", "random")))  # how the added tokens' embedding rows start
+    model_id: str = knob(default="")                 # the model; "": the profile's
+
+
+@dataclass(frozen=True)
+class DataQuality(Settings):
+    """Notebook 11: label noise and a slice on the entities task, a skewed pronoun-sector pair in LM fine-tuning."""
+    steps: int = knob(_positive_int)                 # optimiser steps of every run (token head and LM alike)
+    batch_size: int = knob(_positive_int)            # examples per step
+    lr: float = knob(_positive)                      # full fine-tuning (AdamW, constant)
+    lora_rank: int = knob(_positive_int)             # LoRA beside full fine-tuning (all linear layers)
+    lora_lr: float = knob(_positive)                 # LoRA's learning rate
+    noise: tuple = knob(_each(_fraction))            # shares of training entities given a wrong label (include 0)
+    eval_every: int = knob(_positive_int)            # early stopping: steps between clean validation evaluations
+    per_person: int = knob(_positive_int)            # entities examples per training person (1: 180)
+    n_test: int = knob(_positive_int)                # entities test examples (at most the test split's 60 per person)
+    ratios: tuple = knob(_each(_fraction))           # share of "learned" biographies with "her" in each skewed run
+    mitigate_ratio: float = knob(_fraction)          # the skewed run the mitigations start from (one of ratios)
+    n_bias: int = knob(_positive_int)                # biographies per bias run (before augmentation)
+    model_id: str = knob(default="")                 # the model; "": the profile's
+
+
 @dataclass(frozen=True)
 class Scaling(Settings):
     """Notebook 12: the course's Trainer run in several processes, and what each process holds."""
@@ -314,6 +350,8 @@ class Profile(Settings):
     instruct: InstructionTuning = knob()             # notebook 07
     prefer: PreferenceTuning = knob()                # notebook 08
     heads: TaskHeads = knob()                        # notebook 09
+    quality: DataQuality = knob()                    # notebook 11
+    domain: DomainAdaptation = knob()                # notebook 10
     scaling: Scaling = knob()                        # notebook 12
     expected: dict = field(default_factory=dict)     # notebook -> expected run time, as printed
 
@@ -367,13 +405,20 @@ PROFILES = {
         heads=TaskHeads(steps=40, qa_steps=20, batch_size=16, lr=1e-3, probe_lr=1e-2, top_blocks=1, curve=(8, 32),
                         poolings=("last", "first"), encoder_tasks=("sector",), encoder_steps=20, encoder_lr=3e-4,
                         per_person=1, n_test=60),
+        # ci: one smaller labelled set (16 questions, 4 herbs) beside all 96; cpu draws the curve
+        domain=DomainAdaptation(dapt_steps=250, task_steps=40, batch_size=8, lr=3e-3, task_lr=3e-3, general_share=0.5,
+                                sizes=(16,), inits=("mean", "random")),
+        quality=DataQuality(steps=40, batch_size=16, lr=1e-3, lora_rank=8, lora_lr=3e-3, noise=(0.0, 0.25, 0.5),
+                            eval_every=10, per_person=1, n_test=60, ratios=(1 / 3, 0.6, 0.9), mitigate_ratio=0.9,
+                            n_bias=400),
         scaling=Scaling(processes=2, steps=8, batch_size=4, n_train=64, lr=1e-3, gpus=8),
         # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, base model v2, 2 cores at
         # 0.21-0.25 s per reference step); tests/test_guide.py holds them within a factor of two of the measurement
         expected={"00_tour": "~25 s", "01_full_finetuning": "~35 s", "02_forgetting": "~1.5 min",
                   "03_lora_rank": "~1.5 min", "04_qlora_memory": "~1 min", "05_rag_vs_finetuning": "~1 min",
                   "06_peft_family": "~1 min", "07_instruction_tuning": "~1.5 min", "08_preference_tuning": "~2 min",
-                  "09_task_heads": "~1.5 min", "12_scaling_out": "~1 min"}),
+                  "09_task_heads": "~1.5 min", "10_domain_adaptation": "~1.5 min",
+                  "11_data_quality_and_bias": "~1 min", "12_scaling_out": "~1 min"}),
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -405,11 +450,17 @@ PROFILES = {
                         # 2 GB, so in cpu the encoder runs sector and entities only (gpu: all three)
                         encoder_tasks=("sector", "entities"), encoder_steps=60, encoder_lr=3e-4,
                         per_person=2, n_test=60),
+        domain=DomainAdaptation(dapt_steps=600, task_steps=80, batch_size=8, lr=3e-3, task_lr=3e-3, general_share=0.5,
+                                sizes=(8, 16, 32, 48), inits=("mean", "random")),
+        quality=DataQuality(steps=120, batch_size=16, lr=1e-3, lora_rank=8, lora_lr=3e-3,
+                            noise=(0.0, 0.1, 0.25, 0.5), eval_every=20, per_person=2, n_test=60,
+                            ratios=(1 / 3, 0.5, 0.7, 0.9), mitigate_ratio=0.9, n_bias=1200),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5.5 min", "02_forgetting": "~8 min",
                   "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~12 min",
                   "06_peft_family": "~10.5 min", "07_instruction_tuning": "~13 min", "08_preference_tuning": "~7.5 min",
-                  "09_task_heads": "~5.5 min", "12_scaling_out": "~2 min"}),
+                  "09_task_heads": "~5.5 min", "10_domain_adaptation": "~5 min", "11_data_quality_and_bias": "~5 min",
+                  "12_scaling_out": "~2 min"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -443,12 +494,22 @@ PROFILES = {
                         curve=(8, 32, 96, 288), poolings=("last", "first", "mean"),
                         encoder_tasks=("sector", "entities", "extractive_qa"), encoder_steps=200, encoder_lr=3e-4,
                         per_person=3, n_test=60, model_id=COURSE_MODEL),
+        # the course model: continued pretraining's cost is measured with notebook 02's probe of its world
+        domain=DomainAdaptation(dapt_steps=1000, task_steps=120, batch_size=8, lr=3e-3, task_lr=3e-3,
+                                general_share=0.5, sizes=(8, 16, 32, 48), inits=("mean", "random"),
+                                model_id=COURSE_MODEL),
+        # the course model, as for notebooks 07-09: the people, their jobs and the pronoun tokens are its world's
+        quality=DataQuality(steps=300, batch_size=16, lr=1e-3, lora_rank=8, lora_lr=3e-3,
+                            noise=(0.0, 0.1, 0.25, 0.5), eval_every=25, per_person=3, n_test=60,
+                            ratios=(1 / 3, 0.5, 0.7, 0.9), mitigate_ratio=0.9, n_bias=2400, model_id=COURSE_MODEL),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
                   "04_qlora_memory": "~5 min on a T4", "05_rag_vs_finetuning": "~20 min on a T4",
                   "06_peft_family": "~6 min on a T4", "07_instruction_tuning": "~5 min on a T4",
                   "08_preference_tuning": "~6 min on a T4", "09_task_heads": "~6 min on a T4",
+                  "11_data_quality_and_bias": "~5 min on a T4",
+                  "10_domain_adaptation": "~5 min on a T4",
                   "12_scaling_out": "~3 min (its processes use the CPU unless there are 2+ GPUs)"}),
 }
 

@@ -14,9 +14,10 @@ TARGETS = {"q,v": ("q_proj", "v_proj"),
 
 
 def lora_config(rank: int, alpha: float | None = None, targets: str = "all linear", rslora: bool = False,
-                dora: bool = False, dropout: float = 0.0):
+                dora: bool = False, dropout: float = 0.0, task_type: str = "CAUSAL_LM"):
     """A PEFT ``LoraConfig`` for causal LMs: rank ``rank``, ``alpha`` (default 2 * rank), on the
-    modules of ``targets`` (a key of TARGETS), rank-stabilised scaling with ``rslora``."""
+    modules of ``targets`` (a key of TARGETS), rank-stabilised scaling with ``rslora``. ``task_type``
+    "SEQ_CLS" or "TOKEN_CLS" is for a model with a task head, which PEFT then trains in full (notebook 11)."""
     from peft import LoraConfig
 
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
@@ -25,7 +26,7 @@ def lora_config(rank: int, alpha: float | None = None, targets: str = "all linea
         raise ValueError(f"Unknown target choice {targets!r}: use one of {', '.join(TARGETS)}.")
     return LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else 2 * rank,
                       target_modules=list(TARGETS[targets]), lora_dropout=dropout, use_rslora=rslora,
-                      use_dora=dora, task_type="CAUSAL_LM")
+                      use_dora=dora, task_type=task_type)
 
 
 def add_lora(model, rank: int, **options):

@@ -14,6 +14,7 @@ notebook 02's probe (``labkit.topics.forgetting.before_capabilities``). Introduc
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from labkit.engine.evaluate import exact_match
 from labkit.engine.train import fit
 
 INITS = ("mean", "random")
+RESULTS = {"profile": str, "seed": int, "sizes": dict, "tokens": dict, "similarity": dict, "baselines": dict,
+           "curves": dict, "dapt": dict, "capabilities": dict, "mixed": dict, "reload": dict, "examples": list}
 # The sentence each added word is checked in: a word inside running text, as the herbal writes it.
 PROBE = "the {w} grows near {w} ."
 
@@ -70,6 +73,12 @@ def extend_tokenizer(tokenizer, words: list[str]):
                      "add the words to its vocabulary by hand (or train a new tokenizer).")
 
 
+def round_trip_share(tokenizer, texts: list[str]) -> float:
+    """The share of ``texts`` that ``tokenizer`` encodes and decodes back exactly."""
+    return accuracy([tokenizer.decode(tokenizer(t, add_special_tokens=False).input_ids, skip_special_tokens=True) == t
+                     for t in texts])
+
+
 def new_token_ids(old_tokenizer, new_tokenizer) -> dict[int, str]:
     """{id: word} of the tokens ``new_tokenizer`` has and ``old_tokenizer`` lacks."""
     old = old_tokenizer.get_vocab()
@@ -82,6 +91,12 @@ def tied(model) -> bool:
     """Whether the model's output embedding (lm_head) is its input embedding (one tensor)."""
     out = model.get_output_embeddings()
     return out is not None and out.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def mean_row(embeddings: torch.Tensor, piece_ids: list[int]) -> torch.Tensor:
+    """Mean initialisation of a new token's row: the mean of the ``embeddings`` rows of the pieces the word
+    used to be split into."""
+    return embeddings[list(piece_ids)].mean(0)
 
 
 @torch.no_grad()
@@ -104,33 +119,65 @@ def resize_embeddings(model, old_tokenizer, new_tokenizer, init: str = "mean", s
         old = before_out if k else weight[:old_rows]
         for i, word in sorted(added.items()):
             if init == "mean":
-                pieces = old_tokenizer(f" {word}", add_special_tokens=False).input_ids
-                weight[i] = old[pieces].mean(0)
+                weight[i] = mean_row(old, old_tokenizer(f" {word}", add_special_tokens=False).input_ids)
             else:
                 weight[i] = (torch.randn(weight.shape[1], generator=gen) * old.std()).to(weight)
     return model
 
 
+@torch.no_grad()
+def mean_similarity(model, ids) -> float:
+    """The mean cosine similarity of the input-embedding rows of ``ids``, over every pair of them: how alike
+    the model sees these tokens before it has learned anything about them (0: unrelated directions)."""
+    ids = list(ids)
+    if len(ids) < 2:
+        raise ValueError("Similarity needs at least two tokens.")
+    rows = torch.nn.functional.normalize(model.get_input_embeddings().weight[ids].float(), dim=-1)
+    n = len(ids)
+    return float(((rows @ rows.T).sum() - n) / (n * (n - 1)))
+
+
 # ---------------------------------------------------------------- training
 
-def general_text(world: W.World, n: int, seed: int = 0) -> list[str]:
-    """``n`` documents of the base model's own pretraining mix (biographies, question lists, reading
-    passages with questions: ``labkit.model.pretrain.document``), from a stream of their own."""
+def _general_stream(world: W.World, seed: int):
+    """An endless seeded stream of the base model's own pretraining documents."""
     from labkit.model.pretrain import PretrainConfig, document
 
     rng = random.Random(f"general-{world.seed}-{seed}")
     cfg, taken = PretrainConfig(seed=world.seed), set(world.taken)
-    return [document(world, cfg, rng, False, taken) for _ in range(n)]
+    while True:
+        yield document(world, cfg, rng, False, taken)
+
+
+def general_text(world: W.World, n: int, seed: int = 0) -> list[str]:
+    """``n`` documents of the base model's own pretraining mix (biographies, question lists, reading
+    passages with questions: ``labkit.model.pretrain.document``), from a stream of their own."""
+    return list(itertools.islice(_general_stream(world, seed), n))
+
+
+def words(texts: list[str]) -> int:
+    """The number of words in ``texts`` (the world writes words apart, punctuation included)."""
+    return sum(len(t.split()) for t in texts)
+
+
+def general_words(domain_words: float, share: float) -> float:
+    """The words of general text that make ``share`` of a mix with ``domain_words`` words of domain text."""
+    return domain_words * share / (1 - share)
 
 
 def mix_general(domain_docs: list[str], world: W.World, general_share: float, seed: int = 0) -> list[str]:
-    """``domain_docs`` (all of them) plus general documents (``general_text``) so that ``general_share``
-    of the mix is general, shuffled (seeded)."""
+    """``domain_docs`` (all of them) plus general documents (``general_text``), whole, until ``general_share``
+    of the mix's words are general text (the last one may pass the share by part of a document), shuffled
+    (seeded). Counted in words, not documents: a general document is several times a herbal entry's length."""
     W.share(general_share, "general_share")
     if general_share >= 1:
         raise ValueError("general_share must be below 1: the mix must hold some domain text.")
-    n = round(len(domain_docs) * general_share / (1 - general_share))
-    docs = list(domain_docs) + general_text(world, n, seed)
+    target, general = general_words(words(domain_docs), general_share), []
+    for doc in _general_stream(world, seed):
+        if words(general) >= target:
+            break
+        general.append(doc)
+    docs = list(domain_docs) + general
     random.Random(f"mix-{seed}").shuffle(docs)
     return docs
 
@@ -138,13 +185,19 @@ def mix_general(domain_docs: list[str], world: W.World, general_share: float, se
 def continued_pretraining(model, tokenizer, texts: list[str], *, out_dir: str, world: W.World | None = None,
                           general_share: float = 0.0, seed: int = 0, **fit_args):
     """Continued pretraining (DAPT) of a copy of ``model`` on ``texts`` (documents: the loss on every
-    token), a ``general_share`` of the mix being the base model's general world text (needs ``world``).
+    token), a ``general_share`` of the mix being the base model's general world text (needs ``world``; batches
+    then group documents of like length).
     ``fit_args`` go to ``labkit.engine.train.fit`` (steps, batch_size, lr, ...). Returns its ``Fit``
     (``.model`` is the trained copy; the original is untouched)."""
     if general_share and world is None:
         raise ValueError("Mixing general text needs the world it comes from: pass world=.")
-    docs = mix_general(texts, world, general_share, seed) if general_share else list(texts)
-    return fit(copy.deepcopy(model), tokenizer, docs, out_dir=out_dir, seed=seed, **fit_args)
+    if not general_share:
+        return fit(copy.deepcopy(model), tokenizer, list(texts), out_dir=out_dir, seed=seed, **fit_args)
+    # general documents are several times an entry's length: batch documents of like length together (the
+    # Trainer's length-grouped sampler), or nearly every batch is padded to a long general document
+    fit_args.setdefault("train_sampling_strategy", "group_by_length")
+    return fit(copy.deepcopy(model), tokenizer, mix_general(texts, world, general_share, seed), out_dir=out_dir,
+               seed=seed, **fit_args)
 
 
 def task_pairs(rows: list[dict]) -> list[tuple[str, str]]:
@@ -180,6 +233,40 @@ def majority_accuracy(train_rows: list[dict], rows: list[dict]) -> float:
         answers = [r["answer"] for r in train_rows if r["field"] == f]
         best[f] = max(sorted(set(answers)), key=answers.count) if answers else None
     return accuracy([best[r["field"]] == r["answer"] for r in rows])
+
+
+def labelled_sizes(sizes, available: int) -> list[int]:
+    """The labelled-set sizes to compare: ``sizes`` and all ``available`` questions, sorted, each checked."""
+    bad = [n for n in sizes if not 0 < n <= available]
+    if bad:
+        raise ValueError(f"A labelled set of {bad[0]} questions is not possible: choose sizes from 1 to {available} "
+                         "(the training herbs' questions).")
+    return sorted({*sizes, available})
+
+
+def tune_and_score(model, tokenizer, train_rows: list[dict], eval_rows: list[dict], sizes, *, out_dir: str,
+                   seed: int = 0, **fit_args) -> list[dict]:
+    """For each n of ``sizes`` (ascending): tune a copy of ``model`` on the first n ``train_rows`` (``task_tuning``) and
+    score it on ``eval_rows`` (herbs it was never asked about: 'unseen') and on the rows it trained on ('seen').
+    Rows {n_train, unseen, seen, seconds, seconds_per_step}."""
+    labelled_sizes(sizes, len(train_rows))  # each size checked
+    out = []
+    for n in sorted(set(sizes)):
+        tuned = task_tuning(model, tokenizer, train_rows[:n], out_dir=out_dir, seed=seed, **fit_args)
+        out.append({"n_train": n, "unseen": task_accuracy(tuned.model, tokenizer, eval_rows)["accuracy"],
+                    "seen": task_accuracy(tuned.model, tokenizer, train_rows[:n])["accuracy"],
+                    "seconds": tuned.seconds, "seconds_per_step": tuned.seconds / tuned.steps})
+    return out
+
+
+def gain(curves: dict[str, list[dict]], arms, over: str) -> list[float]:
+    """At each labelled-set size of ``curves`` ({name: ``tune_and_score`` rows}), the mean accuracy on the unseen
+    herbs of the runs named in ``arms`` minus that of run ``over``: what they buy, averaged over the ways of
+    starting them (one run of each is noisy)."""
+    arms = list(arms)
+    if not arms or any(a not in curves for a in [*arms, over]):
+        raise ValueError(f"gain compares runs of the curves ({', '.join(curves)}): name some, and one to compare with.")
+    return [sum(curves[a][i]["unseen"] for a in arms) / len(arms) - row["unseen"] for i, row in enumerate(curves[over])]
 
 
 def differences(before: dict, after: dict) -> dict:

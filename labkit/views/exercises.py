@@ -282,6 +282,43 @@ def _pooled_positions(pooled_positions):
            same=lambda a, b: isinstance(a, (list, tuple)) and [int(x) for x in a] == b)
 
 
+def _mean_init_row(mean_init_row):
+    import torch
+
+    from labkit.topics.domain_adaptation import mean_row
+
+    rows = torch.arange(40, dtype=torch.float32).reshape(10, 4) ** 1.5
+    _cases(mean_init_row, mean_row, [(rows, [2, 7]), (rows, [0, 1, 9]), (rows, [5]), (rows, [3, 3, 8])],
+           same=lambda a, b: isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a, b),
+           show=lambda x: f"a {tuple(x.shape)} tensor" if isinstance(x, torch.Tensor) else repr(x))
+
+
+def _general_words(general_words):
+    from labkit.topics.domain_adaptation import general_words as reference
+
+    _cases(general_words, reference, [(1000, 0.25), (5120, 0.5), (300, 0.1), (800, 0.0)], same=_close(1e-6))
+
+
+def _she_rate(she_rate):
+    from labkit.topics.data_quality import model_rate
+
+    def reference(pronouns, sectors):
+        return model_rate(pronouns, [{"sector": s} for s in sectors], "she", "learned")
+
+    cases = [(["she", "he", "she", "they"], ["learned", "learned", "craft", "learned"]),
+             (["she", "she"], ["town", "outdoor"]), (["he", "she", "she"], ["learned", "learned", "learned"]),
+             (["they"], ["learned"])]
+    _cases(she_rate, reference, cases, same=_close(1e-9))
+
+
+def _augment(augment):
+    from labkit.topics.data_quality import counterfactual
+
+    cases = [([{"name": "Puli Debu", "pronoun": "she", "label": "learned"}],),
+             ([{"name": "A", "pronoun": "he", "label": "craft"}, {"name": "B", "pronoun": "they", "label": "town"}],)]
+    _cases(augment, counterfactual, cases, same=lambda a, b: isinstance(a, list) and a == b)
+
+
 EXERCISES = {
     "00.1": Exercise("00_tour", "count_tokens(tokenizer, text): how many tokens the model reads for a text",
                      _tokens, "The tokenizer adds a start token (<bos>) in front: compare tokenizer.tokenize(text) "
@@ -360,6 +397,21 @@ EXERCISES = {
                      "in each row", _pooled_positions, "With right padding the real tokens come first: the last "
                      "one is at (number of 1s in the mask) - 1, not at the end of the row (a pad token).",
                      "The one token that has seen the whole text under causal attention."),
+    "10.1": Exercise("10_domain_adaptation", "mean_init_row(embeddings, piece_ids): a new token's first row under "
+                     "mean initialisation", _mean_init_row, "Index the matrix with the list of piece ids "
+                     "(embeddings[piece_ids]) and average over the rows (dimension 0).",
+                     "The new token starts where the model's reading of its pieces was."),
+    "10.2": Exercise("10_domain_adaptation", "general_words(domain_words, share): general text for a mix with that "
+                     "share", _general_words, "If g words are general, g / (g + domain_words) = share: solve for g.",
+                     "A quarter of the mix is a third of the domain text again: replay costs steps."),
+    "11.1": Exercise("11_data_quality_and_bias", "she_rate(pronouns, sectors): the share of learned-sector prompts "
+                     "given 'she'", _she_rate, "Keep only the positions whose sector is 'learned'; count how many of "
+                     "their pronouns are 'she' and divide by how many there are (0.0 if none).",
+                     "Zhao et al.'s rate: the same share read off the data is the data rate."),
+    "11.2": Exercise("11_data_quality_and_bias", "augment(examples): counterfactual augmentation, each example with "
+                     "every pronoun", _augment, "For each example, in order, three copies: dict(example, pronoun=p) "
+                     "for p in ('he', 'she', 'they').",
+                     "Every job now appears with every pronoun equally often: the data's skew is gone."),
     "12.1": Exercise("12_scaling_out", "zero_bytes_per_device(n_params, devices, stage): the ZeRO paper's "
                      "accounting", _zero_bytes, "2 + 2 + 12 bytes per parameter (fp16 weights, fp16 gradients, "
                      "Adam's fp32 states); stage 1 divides the 12 by the devices, stage 2 also the gradients, "

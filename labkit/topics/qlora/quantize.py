@@ -157,3 +157,20 @@ def linear_bits(model) -> float:
         return fp["bits_per_param"]
     lin = [m.weight for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and ".layers." in n]
     return 8 * _tensor_bytes(lin) / sum(w.numel() for w in lin)
+
+
+def weigh(arch, path, formats=FORMATS) -> dict:
+    """A ladder rung, weighed: a model of architecture ``arch`` (``lk.architectures``) saved at ``path``
+    with random weights (memory does not care what they say), then loaded in each of ``formats``
+    (``load``) and counted. Per format: its ``footprint`` and the bits per block-linear parameter
+    (``linear_bits``). Each model is freed before the next loads; run it in a fresh process
+    (``memory_lab.in_fresh_processes``) and the caller never holds any of them."""
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_config(arch.llama_config()).save_pretrained(path)
+    out = {}
+    for fmt in formats:
+        model = load(path, fmt)
+        out[fmt] = {"footprint": footprint(model), "bits": linear_bits(model)}
+        del model
+    return out

@@ -1,12 +1,13 @@
 """Every figure of the course, one module per topic (``lk.plots.training``, ``lk.plots.forgetting``,
 ``lk.plots.lora``, ``lk.plots.memory``, ``lk.plots.rag``, ``lk.plots.peft_family``,
-``lk.plots.instruction_tuning``, ``lk.plots.preference_tuning``, ``lk.plots.task_heads``, ``lk.plots.scaling``).
+``lk.plots.instruction_tuning``, ``lk.plots.preference_tuning``, ``lk.plots.task_heads``, ``lk.plots.data_quality``,
+``lk.plots.scaling``).
 Each function returns a matplotlib figure and never saves it: the notebook decides where it goes."""
 
 import importlib
 
 TOPICS = ("training", "forgetting", "lora", "memory", "rag", "peft_family", "instruction_tuning", "preference_tuning",
-          "task_heads", "scaling")
+          "task_heads", "data_quality", "scaling")
 
 
 def __getattr__(name):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 
 def learning_curve(sizes: list[int], curves: dict[str, list[float]], chance: float | None = None,
-                   metric: str = "accuracy"):
-    """``metric`` against the number of training examples (log x), one line per body (``{label: scores}``);
-    ``chance`` (always answering the commonest class) as a dotted line."""
+                   metric: str = "accuracy", title: str = "How much pretraining buys, by the number of labels",
+                   chance_label: str = "chance (the commonest class)",
+                   xlabel: str = "labelled training examples (log scale; the same steps for each)"):
+    """``metric`` against the number of training examples (log x), one line per setup (``{label: scores}``,
+    a body in notebook 09); ``chance`` (always answering the commonest class) as a dotted line."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullLocator
 
@@ -15,12 +17,11 @@ def learning_curve(sizes: list[int], curves: dict[str, list[float]], chance: flo
     for (label, scores), marker in zip(curves.items(), "os^D"):
         ax.plot(sizes[: len(scores)], scores, f"{marker}-", label=label)
     if chance is not None:
-        ax.axhline(chance, color="grey", ls=":", label="chance (the commonest class)")
+        ax.axhline(chance, color="grey", ls=":", label=chance_label)
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set(xlabel="labelled training examples (log scale; the same steps for each)", ylabel=metric, ylim=(0, 1.05),
-           title="How much pretraining buys, by the number of labels")
+    ax.set(xlabel=xlabel, ylabel=metric, ylim=(0, 1.05), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

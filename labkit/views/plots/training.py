@@ -26,19 +26,22 @@ def loss_curves(train, val, title: str = "loss", best_step: int | None = None, l
     return fig
 
 
-def before_after(metrics: dict[str, tuple[float, float]], title: str = "before vs after"):
-    """Grouped bars: for each metric name, (before, after)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+def before_after(metrics: dict[str, tuple[float, ...]], title: str = "before vs after",
+                 labels: tuple[str, ...] = ("before", "after")):
+    """Grouped bars: for each metric name, one bar per entry of its tuple (named by ``labels``: before and
+    after, or more stages)."""
+    fig, ax = plt.subplots(figsize=(6 + 0.6 * max(0, len(labels) - 2), 3.5))
     names = list(metrics)
-    xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], [metrics[n][0] for n in names], 0.4, label="before")
-    ax.bar([x + 0.2 for x in xs], [metrics[n][1] for n in names], 0.4, label="after")
-    for x, n in zip(xs, names):
-        for dx, v in ((-0.2, metrics[n][0]), (0.2, metrics[n][1])):
+    width = 0.8 / len(labels)
+    for k, label in enumerate(labels):
+        dx = (k - (len(labels) - 1) / 2) * width
+        values = [metrics[n][k] for n in names]
+        ax.bar([x + dx for x in range(len(names))], values, width, label=label)
+        for x, v in enumerate(values):
             ax.text(x + dx, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(list(xs), names)
+    ax.set_xticks(list(range(len(names))), names)
     ax.set(ylim=(0, 1.1), title=title)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
