@@ -388,7 +388,7 @@ PROFILES = {
         memory=MemoryLab(ladder=(("SmolLM2-135M", {"num_hidden_layers": 2, **_SMALL_VOCAB}),
                                  ("SmolLM2-360M", {"num_hidden_layers": 3, **_SMALL_VOCAB})),
                          # the trained model: 3 blocks and a 2k vocabulary (11.8M parameters), so full
-                         # fine-tuning's states fit beside the kernel within Binder's memory (1.38 GiB peak)
+                         # fine-tuning's states fit beside the kernel within Binder's memory (1.24 GiB peak)
                          train=("SmolLM2-135M", {"num_hidden_layers": 3, "vocab_size": 2048}),
                          batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16, workers=1,
                          project_seq_len=512, project_card="A6000 48 GB"),
