@@ -172,11 +172,12 @@ def mix_general(domain_docs: list[str], world: W.World, general_share: float, se
     W.share(general_share, "general_share")
     if general_share >= 1:
         raise ValueError("general_share must be below 1: the mix must hold some domain text.")
-    target, general = general_words(words(domain_docs), general_share), []
+    target, general, taken = general_words(words(domain_docs), general_share), [], 0
     for doc in _general_stream(world, seed):
-        if words(general) >= target:
+        if taken >= target:
             break
         general.append(doc)
+        taken += words([doc])
     docs = list(domain_docs) + general
     random.Random(f"mix-{seed}").shuffle(docs)
     return docs
@@ -191,13 +192,13 @@ def continued_pretraining(model, tokenizer, texts: list[str], *, out_dir: str, w
     (``.model`` is the trained copy; the original is untouched)."""
     if general_share and world is None:
         raise ValueError("Mixing general text needs the world it comes from: pass world=.")
-    if not general_share:
-        return fit(copy.deepcopy(model), tokenizer, list(texts), out_dir=out_dir, seed=seed, **fit_args)
-    # general documents are several times an entry's length: batch documents of like length together (the
-    # Trainer's length-grouped sampler), or nearly every batch is padded to a long general document
-    fit_args.setdefault("train_sampling_strategy", "group_by_length")
-    return fit(copy.deepcopy(model), tokenizer, mix_general(texts, world, general_share, seed), out_dir=out_dir,
-               seed=seed, **fit_args)
+    docs = list(texts)
+    if general_share:
+        docs = mix_general(texts, world, general_share, seed)
+        # general documents are several times an entry's length: batch documents of like length together (the
+        # Trainer's length-grouped sampler), or nearly every batch is padded to a long general document
+        fit_args.setdefault("train_sampling_strategy", "group_by_length")
+    return fit(copy.deepcopy(model), tokenizer, docs, out_dir=out_dir, seed=seed, **fit_args)
 
 
 def task_pairs(rows: list[dict]) -> list[tuple[str, str]]:
