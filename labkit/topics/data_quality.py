@@ -78,8 +78,7 @@ def tag_run(name: str, train_examples: list[dict], test_examples: list[dict], *,
     counts = train.count_parameters(model)
     early = {} if validation is None else {"eval_data": TH.encode("entities", tok, validation), "keep_best": True,
                                           "eval_every": eval_every or 10}
-    fit = train.fit(model, tok, TH.encode("entities", tok, train_examples), out_dir=f"{out_dir}/{name}", seed=seed,
-                    **early, **fit_args)
+    fit = TH.tune("entities", model, tok, train_examples, out_dir=f"{out_dir}/{name}", seed=seed, **early, **fit_args)
     kept = fit.steps
     if validation is not None and fit.trainer.state.best_model_checkpoint:
         kept = int(fit.trainer.state.best_model_checkpoint.rstrip("/").rsplit("-", 1)[-1])
