@@ -1,11 +1,10 @@
 """Notebook 11_data_quality_and_bias, executed by papermill in the ci profile, with its findings asserted.
 
 Every threshold is owned here, with its reason; none is read from the results it judges. The design looked at
-seed 0 (a prototype of each part, then the notebook, ci settings). The seed sweep has judged only the seeds that
-finished so far (benchmarks/seeds/11_data_quality_and_bias.md: the machine was shared and four times slower than
-usual, and the sweep's own 300 s cell limit stopped its runs, so they ran one by one with a longer limit and were
-judged with ``--rejudge``); seeds 3-10 are still to run. Where a designed bound did not hold on a seed, the
-comment says so and the test is marked as a finding that does not hold, with its history. Sixty test people
+seed 0 (a prototype of each part, then the notebook, ci settings); the seed sweep then ran seeds 1-10
+(benchmarks/seeds/11_data_quality_and_bias.md). Where a designed bound did not hold on a seed, the comment says
+so and the test is marked as a finding that does not hold, with its history; a bound added after the sweep says
+so and was confirmed on seeds 11-14, which no design step had looked at. Sixty test people
 for the entities (one entity moves an F1 by about 0.005); 75 open prompts of the learned sector (one prompt moves
 a rate by 0.013).
 """
@@ -41,6 +40,9 @@ MAX_OVERALL_HIDES = 0.1
 # what sampling writes) against the data rate: 0.33 at 0.25, 0.41 at 0.55, 0.56 at 0.86: it rises with the skew,
 # but below it (-0.31 at the highest ratio: 40 steps move the model only part of the way). Asserted: from the
 # lowest to the highest ratio it rises by at least 0.1, and at the highest it stays below the data rate.
+# Sweep, seeds 1-10: below the data rate on all ten (-0.34 to -0.50); the rise was positive on all ten but at
+# least 0.1 on only four (0.002 to 0.17, mean 0.07): the rise is marked as a finding that does not hold at ci's
+# 40 steps, and the two halves are separate tests.
 MIN_EXPECTED_RATE_RISE = 0.1
 # Greedy decoding: on seed 0 every fine-tuned model gave one pronoun to every prompt (she for all, or for none),
 # the learned sector and the others alike: it learned a lean towards one pronoun, not the pronoun-sector pair, and
@@ -48,8 +50,13 @@ MIN_EXPECTED_RATE_RISE = 0.1
 # Asserted: the learned sector's greedy rate is within 0.1 of the other sectors' for every fine-tuned run.
 MAX_TARGET_OVER_CONTROL = 0.1
 # Counterfactual augmentation at the highest ratio: seed 0's expected rate 0.25 against 0.56 for the skewed data it
-# came from (rebalancing: 0.49). Asserted: at least 0.1 lower than the skewed run's.
+# came from (rebalancing: 0.49). Designed: at least 0.1 lower than the skewed run's. Sweep, seeds 1-10: held on
+# seven (lower by 0.06 to 0.25; seed 3 +0.002): marked as a finding that does not hold on every seed.
 MIN_CDA_REDUCTION = 0.1
+# Rebalancing, added after the sweep of seeds 1-10 (lower than the skewed run on all ten, by 0.077 to 0.20), then
+# confirmed on seeds 11-14: its data rate is the world's third against the skewed run's 0.86, so a model that
+# follows its data at all ends lower. Asserted: lower, by any margin (the direction, not a size).
+MIN_REBALANCE_REDUCTION = 0.0
 
 
 def noise_row(results, method, share):
@@ -143,10 +150,16 @@ def test_11_a_slice_misses_what_it_never_showed_and_the_overall_score_hides_it(r
 
 
 @pytest.mark.notebook
-def test_11_the_expected_rate_follows_the_skew_but_stays_below_it(results):
+def test_11_the_expected_rate_stays_below_the_data_rate(results):
+    runs = skewed(results)
+    assert runs[-1]["expected_amplification"] < 0, runs[-1]
+
+
+@pytest.mark.notebook
+@pytest.mark.xfail(reason="seeds 1-14: at least 0.1 on six (-0.002 to 0.32)", strict=False)
+def test_11_the_expected_rate_rises_with_the_skew(results):
     runs = skewed(results)
     assert runs[-1]["expected_rate"] - runs[0]["expected_rate"] >= MIN_EXPECTED_RATE_RISE, runs
-    assert runs[-1]["expected_amplification"] < 0, runs[-1]
 
 
 @pytest.mark.notebook
@@ -156,9 +169,16 @@ def test_11_greedy_decoding_learned_a_lean_not_the_pair(results):
 
 
 @pytest.mark.notebook
+@pytest.mark.xfail(reason="seeds 1-14: held on eleven (0.06 to 0.33 lower; seed 3 +0.002)", strict=False)
 def test_11_counterfactual_augmentation_lowers_the_rate(results):
     drop = skewed(results)[-1]["expected_rate"] - bias(results, "counterfactual augmentation")["expected_rate"]
     assert drop >= MIN_CDA_REDUCTION, drop
+
+
+@pytest.mark.notebook
+def test_11_rebalancing_lowers_the_rate(results):
+    drop = skewed(results)[-1]["expected_rate"] - bias(results, "rebalanced")["expected_rate"]
+    assert drop > MIN_REBALANCE_REDUCTION, drop
 
 
 @pytest.mark.notebook
