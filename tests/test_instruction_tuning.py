@@ -164,7 +164,8 @@ def test_training_set_sizes_beyond_the_training_set_are_refused():
 
     S = get_profile("ci").instruct
     IT.check_sizes(S)
-    with pytest.raises(ValueError, match="exceed the 384 training examples"):
+    msg = "sizes 999 are not possible: there are 384 training examples; choose sizes from 1 to 384"
+    with pytest.raises(ValueError, match=msg):
         IT.check_sizes(get_profile("ci").override(instruct={"curve": (24, 999)}).instruct)
 
 

@@ -374,7 +374,8 @@ def test_check_sizes_refuses_a_curve_longer_than_the_training_set():
 
     S = get_profile("ci").heads
     TH.check_sizes(S, max(S.curve))
-    with pytest.raises(ValueError, match=r"asks for 32 training examples; the training set holds 20: choose sizes"):
+    msg = r"Training-set sizes 32 are not possible: there are 20 training examples; choose sizes from 1 to 20\."
+    with pytest.raises(ValueError, match=msg):
         TH.check_sizes(S.override(curve=[8, 32]), 20)
 
 

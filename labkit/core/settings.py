@@ -514,6 +514,15 @@ PROFILES = {
 }
 
 
+def check_sizes(sizes, available: int, what: str = "training examples") -> None:
+    """Refuse, in one sentence, training-set sizes the data cannot give (a notebook's learning curve): each of
+    ``sizes`` must be from 1 to ``available`` (``what`` names what is counted)."""
+    bad = [n for n in sizes if not 0 < n <= available]
+    if bad:
+        raise ValueError(f"Training-set sizes {', '.join(map(str, bad))} are not possible: there are {available} "
+                         f"{what}; choose sizes from 1 to {available}.")
+
+
 def detect() -> str:
     """'gpu' where CUDA is available, else 'cpu'."""
     import torch

@@ -23,6 +23,7 @@ import torch
 from labkit.core import domain as D
 from labkit.core import world as W
 from labkit.core.scoring import accuracy
+from labkit.core.settings import check_sizes
 from labkit.engine.evaluate import exact_match
 from labkit.engine.train import fit
 
@@ -238,10 +239,7 @@ def majority_accuracy(train_rows: list[dict], rows: list[dict]) -> float:
 
 def labelled_sizes(sizes, available: int) -> list[int]:
     """The labelled-set sizes to compare: ``sizes`` and all ``available`` questions, sorted, each checked."""
-    bad = [n for n in sizes if not 0 < n <= available]
-    if bad:
-        raise ValueError(f"A labelled set of {bad[0]} questions is not possible: choose sizes from 1 to {available} "
-                         "(the training herbs' questions).")
+    check_sizes(sizes, available, "questions about the training herbs")
     return sorted({*sizes, available})
 
 

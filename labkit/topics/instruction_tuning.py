@@ -16,6 +16,7 @@ import random
 import re
 
 from labkit.core import instructions as I
+from labkit.core import settings as settings_rules
 from labkit.core import world as W
 from labkit.engine.evaluate import generate_with_stops
 
@@ -28,9 +29,7 @@ def check_sizes(settings) -> None:
     """Refuse, in one sentence, training-set sizes the training set cannot give (``settings``: the
     profile's ``instruct``): each curve size and ``n_clean`` at most ``n_train``."""
     n = settings.n_train // len(I.SEEN_KINDS) * len(I.SEEN_KINDS)
-    too_big = [size for size in (*settings.curve, settings.n_clean) if size > n]
-    if too_big:
-        raise ValueError(f"Training-set sizes {too_big} exceed the {n} training examples: choose sizes up to {n}.")
+    settings_rules.check_sizes((*settings.curve, settings.n_clean), n)
 
 
 def chat_prompt(tokenizer, example: dict, shots: list[dict] = ()) -> str:

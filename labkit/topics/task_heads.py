@@ -20,6 +20,7 @@ import torch
 
 from labkit.core import labelled as L
 from labkit.core import scoring
+from labkit.core import settings as settings_rules
 from labkit.core import world as W
 from labkit.core.settings import COURSE_MODEL
 from labkit.engine import train
@@ -367,10 +368,7 @@ def curve_sample(examples: list[dict], n: int, seed: int = 0) -> list[dict]:
 
 def check_sizes(settings, n_train: int) -> None:
     """Refuse, in one sentence, a learning curve the training set cannot give (notebook 09's ``curve``)."""
-    big = [n for n in settings.curve if n > n_train]
-    if big:
-        raise ValueError(f"The learning curve asks for {', '.join(map(str, big))} training examples; the training "
-                         f"set holds {n_train}: choose sizes up to {n_train}.")
+    settings_rules.check_sizes(settings.curve, n_train)
 
 
 def same_body(model, lm) -> dict:
