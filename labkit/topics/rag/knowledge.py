@@ -15,7 +15,7 @@ import random
 
 from labkit.core import world as W
 from labkit.engine.callbacks import Probe
-from labkit.engine.evaluate import accuracy
+from labkit.engine.evaluate import accuracy, answer_logprobs
 
 
 def new_people(seed: int, n: int, base_seed: int = 0) -> list[W.Person]:
@@ -46,6 +46,59 @@ def documents(people: list[W.Person], paraphrases: int = 1, seed: int = 0) -> li
 def closed_book_pairs(people: list[W.Person]) -> list[tuple[str, str]]:
     """One closed-book question per fact: (prompt, answer)."""
     return [W.qa_pair(p, a) for p in people for a in W.ATTRIBUTES]
+
+
+# A fact as a clause after "who", the value last (the reverse of every training sentence, which names the
+# person first): "Q : who was born in Fort Ardel and works as a master baker ? A :" -> the person's name.
+WHO_CLAUSES = {"city": "was born in {v}", "year": "was born in the {v}", "job": "works as a {v}",
+               "employer": "is employed by {v}", "hobby": "enjoys the {v}", "colour": "likes the {v}"}
+WHO_ATTRIBUTES = ("city", "job")  # the facts a who-question gives: 24 towns x 24 jobs, rarely shared by two
+
+
+def who_questions(people: list[W.Person], attributes=WHO_ATTRIBUTES, among=None) -> list[tuple[str, str]]:
+    """Reversed questions, (prompt, name): the person's values of ``attributes`` given, their name asked.
+    Only for people whose combination no one else in ``among`` (default: ``people``) shares: the others
+    have no single answer. The question names no one, so a retriever must find the person by their facts."""
+    def combo(p):
+        return tuple(p.facts[a] for a in attributes)
+
+    counts = [combo(q) for q in (people if among is None else among)]
+    return [("Q : who " + " and ".join(WHO_CLAUSES[a].format(v=v) for a, v in zip(attributes, combo(p))) + " ? A :",
+             p.name) for p in people if counts.count(combo(p)) == 1]
+
+
+def choice_accuracy(model, tokenizer, pairs: list[tuple[str, str]], candidates: list[str],
+                    batch_size: int = 64) -> float:
+    """Multiple choice by likelihood: the share of (prompt, answer) pairs whose ``answer`` is, of all
+    ``candidates``, the one the model finds most likely (``evaluate.answer_logprobs``; a tie counts as
+    wrong). Chance is 1 / len(candidates). It measures what the model knows even where it would not write
+    the answer itself: this model was never trained to answer a "who" question."""
+    if any(answer not in candidates for _, answer in pairs):
+        raise ValueError("Every right answer must be among the candidates.")
+    scores = answer_logprobs(model, tokenizer, [(q, c) for q, _ in pairs for c in candidates], batch_size)
+    hits = 0
+    for i, (_, answer) in enumerate(pairs):
+        row = scores[i * len(candidates):(i + 1) * len(candidates)]
+        best = max(row)
+        hits += row.count(best) == 1 and candidates[row.index(best)] == answer
+    return hits / max(len(pairs), 1)
+
+
+def both_ways(model, tokenizer, people: list[W.Person], attributes=WHO_ATTRIBUTES, prompt=None, among=None) -> dict:
+    """The reversal test, each direction as multiple choice (``choice_accuracy``) on the people
+    ``who_questions`` asks about (``among``: as there): ``forward``, name -> fact (each of ``attributes``,
+    among its values), and ``backward``, facts -> name (among the names of ``people``), with each
+    direction's chance. ``prompt(question)`` may put passages before a question (RAG); by default it is
+    asked closed-book."""
+    prompt = prompt or (lambda question: question)
+    who = who_questions(people, attributes, among)
+    by_name = {p.name: p for p in people}
+    forward = [choice_accuracy(model, tokenizer, [(prompt(W.question(by_name[n], a)), by_name[n].facts[a])
+                                                  for _, n in who], W.VALUES[a]) for a in attributes]
+    return {"n_questions": len(who), "forward": sum(forward) / len(forward),
+            "backward": choice_accuracy(model, tokenizer, [(prompt(q), n) for q, n in who], list(by_name)),
+            "chance_forward": sum(1 / len(W.VALUES[a]) for a in attributes) / len(attributes),
+            "chance_backward": 1 / len(by_name)}
 
 
 def chance_accuracy() -> float:

@@ -36,6 +36,9 @@ RESULTS = {
     "rag_minus_ft_single": float,    # ... against full fine-tuning on one rendering
     "paraphrase_gain": dict,         # ... paraphrases minus one rendering, full and LoRA
     "best_ft": str, "forgetting": dict,
+    "nameless_recall": dict,         # retriever -> k -> recall@k for questions that do not name the person
+    "reversal": dict,                # method -> knowledge.both_ways (forward, backward, their chances)
+    "known": dict,                   # the run trained until it knows its people: how many, closed-book, seconds
 }
 
 # --- retrievers -------------------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 
-def by_k(recall: dict, accuracy: dict, oracle: float, k_used: int):
+def by_k(recall: dict, accuracy: dict, oracle: float, k_used: int, nameless: dict | None = None):
     """Retrieval recall@k (dashed) and RAG answer accuracy (solid) against k on one axis, one colour
     per retriever (nudged sideways so equal lines stay visible): where recall stays high while
-    accuracy falls, the reader, not the retriever, is what limits RAG."""
+    accuracy falls, the reader, not the retriever, is what limits RAG. ``nameless`` (retriever -> k ->
+    recall) adds recall for questions that do not name the person (dotted, triangles)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(9.5, 3.8))
     for i, name in enumerate(recall):
         shift = 0.06 * (i - (len(recall) - 1) / 2)
         ks = sorted(recall[name])
@@ -18,11 +19,15 @@ def by_k(recall: dict, accuracy: dict, oracle: float, k_used: int):
         ks = sorted(accuracy[name])
         ax.plot([k + shift for k in ks], [accuracy[name][k] for k in ks], "o-", color=line.get_color(),
                 label=f"{name}: RAG answer accuracy")
+        if nameless and name in nameless:
+            ks = sorted(nameless[name])
+            ax.plot([k + shift for k in ks], [nameless[name][k] for k in ks], "^:", mfc="none", color=line.get_color(),
+                    label=f"{name}: recall@k, no name in the question")
     ax.axhline(oracle, color="black", ls=":", lw=1, label="oracle passage alone (accuracy)")
     ax.axvline(k_used, color="grey", lw=0.8, ls=":")
     ax.text(k_used, 0.02, f" k used = {k_used}", color="grey", fontsize=8)
     ax.set(xlabel="k (passages in the prompt)", ylabel="share of questions", ylim=(0, 1.05),
-           title="finding the passage (dashed) vs answering from it (solid)")
+           title="finding the passage (hollow) vs answering from it (solid)")
     ax.set_xticks(sorted({k for d in recall.values() for k in d}))
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
@@ -67,5 +72,26 @@ def comparison(rows: list[dict], chance: float):
     ax.set(xlim=(0, 1.12), xlabel="exact match")
     ax.set_title("new knowledge: RAG vs fine-tuning", pad=24)
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def reversal(rows: dict, chance_forward: float, chance_backward: float):
+    """Each method asked both ways (``knowledge.both_ways``): name -> fact and facts -> name, as paired bars,
+    with each direction's chance as a line: the reversal curse is a tall forward bar beside a backward one
+    at chance."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    names = list(rows)
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [rows[n]["forward"] for n in names], 0.4, label="name -> fact (forward)")
+    ax.bar([x + 0.2 for x in xs], [rows[n]["backward"] for n in names], 0.4, label="facts -> name (backward)")
+    ax.axhline(chance_forward, color="C0", ls=":", lw=1, label="chance, forward")
+    ax.axhline(chance_backward, color="C1", ls=":", lw=1, label="chance, backward")
+    ax.set_xticks(list(xs), names, rotation=20, ha="right", fontsize=8)
+    ax.set(ylabel="right answer most likely", ylim=(0, 1.05),
+           title="trained on 'name ... fact', asked the other way round")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
