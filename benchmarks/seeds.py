@@ -25,7 +25,7 @@ import json
 import os
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -135,21 +135,28 @@ def sweep(name: str, seeds: list[int], profile: str = "ci", workers: int = 2, ke
     module = test_module(name)
     threads = max(1, (os.cpu_count() or 1) // workers)
 
-    def one(seed):
-        run = run_one(name, profile, {"seed": seed}, keep=keep / f"seed{seed}" if keep else None, threads=threads)
+    def verdict_of(seed, run):
         if "results" not in run:
-            return seed, {"held": {}, "why": {"run": run["error"][-300:] or "no results.json"}, "effects": {},
-                          "seconds": run["seconds"]}
+            return {"held": {}, "why": {"run": run["error"][-300:] or "no results.json"}, "effects": {},
+                    "seconds": run["seconds"]}
         verdict = judge(module, run["results"])
         if run["results"].get("seed", seed) != seed:
             verdict["why"]["run"] = f"the notebook ran seed {run['results'].get('seed')}, not {seed}"
             verdict["held"] = dict.fromkeys(verdict["held"], False)
         print(f"{name} seed {seed}: {sum(verdict['held'].values())} of {len(verdict['held'])} findings held "
               f"({run['seconds']} s)", file=sys.stderr)
-        return seed, verdict | {"seconds": run["seconds"], "peak_gib": run["peak_gib"]}
+        return verdict | {"seconds": run["seconds"], "peak_gib": run["peak_gib"]}
 
+    # The workers only run notebooks (each in its own kernel); the runs are judged here, in the main thread,
+    # one at a time: a finding that loads a model (transformers' loading is not thread-safe) would otherwise
+    # fail in a worker thread while it holds in the test suite.
+    verdicts = {}
     with ThreadPoolExecutor(workers) as pool:
-        return dict(pool.map(one, seeds))
+        runs = {pool.submit(run_one, name, profile, {"seed": seed}, keep=keep / f"seed{seed}" if keep else None,
+                            threads=threads): seed for seed in seeds}
+        for done in as_completed(runs):
+            verdicts[runs[done]] = verdict_of(runs[done], done.result())
+    return verdicts
 
 
 def rejudge(module, seeds: list[int], keep: Path, earlier: dict | None = None) -> dict:

@@ -98,3 +98,29 @@ def test_kept_runs_are_judged_again_by_the_tests_as_they_are_now(tmp_path):
     assert verdicts[1]["seconds"] == 100 and verdicts[2]["seconds"] is None
     with pytest.raises(ValueError, match="No kept run of seed 3"):
         seeds.rejudge(fake_module(), [3], tmp_path)
+
+
+def test_runs_go_to_workers_and_are_judged_in_the_main_thread(monkeypatch):
+    """A finding that loads a model must be judged where the test suite judges it: in the main thread (loading
+    a model in a worker thread failed on every seed of a sweep while the suite passed)."""
+    import threading
+
+    m = fake_module()
+
+    def test_judged_in_the_main_thread(results):
+        assert threading.current_thread() is threading.main_thread()
+
+    m.test_judged_in_the_main_thread = test_judged_in_the_main_thread
+    ran_in = []
+
+    def fake_run(name, profile, parameters, keep=None, threads=None):
+        ran_in.append(threading.current_thread() is threading.main_thread())
+        return {"results": {"gain": parameters["seed"] / 10, "seed": parameters["seed"]}, "seconds": 1.0,
+                "peak_gib": 0.5}
+
+    monkeypatch.setattr(seeds, "test_module", lambda name: m)
+    monkeypatch.setattr(seeds, "run_one", fake_run)
+    verdicts = seeds.sweep("99_fake", [1, 2, 3], workers=2)
+    assert sorted(verdicts) == [1, 2, 3] and ran_in == [False] * 3
+    assert all(v["held"]["test_judged_in_the_main_thread"] for v in verdicts.values())
+    assert verdicts[2]["effects"] == {"gain": 0.2} and verdicts[3]["peak_gib"] == 0.5
