@@ -26,6 +26,10 @@ EFFECTS = {
     "rsLoRA minus fixed alpha at the top rank": lambda r: r["scaling"]["rs_minus_fixed_at_top"],
     "fixed alpha: top rank minus low rank": lambda r: r["scaling"]["fixed_top_minus_low"],
     "alpha ∝ r: top minus mid rank (largest over targets)": lambda r: max(r["scaling"]["prop_top_minus_mid"].values()),
+    "alpha ∝ r: perplexity at the top rank over the mid rank (smallest over targets)": lambda r: min(
+        r["scaling"]["prop_perplexity_top_over_mid"].values()),
+    "recall left: least of the fixed-alpha runs minus most of the learned runs": lambda r: (
+        r["forgetting"]["min_recall_fixed_alpha"] - r["forgetting"]["max_recall_of_learned_runs"]),
 }
 
 
@@ -119,8 +123,9 @@ def test_full_finetuning_updates_are_low_rank(results):
 
 @pytest.mark.notebook
 def test_trends_that_held_on_two_seeds(results):
-    """Checked on training seeds 0 and 1 in the ci profile before being asserted here."""
-    t, f = results["scaling"], results["forgetting"]
+    """Checked on training seeds 0 and 1 in the ci profile before being asserted here; held on seeds 1-10 of the
+    sweep on base model v2 (benchmarks/seeds/03_lora_rank.md)."""
+    t = results["scaling"]
     # rsLoRA: at the top rank, 1/sqrt(r) scaling learns clearly more than fixed alpha (1/r) ...
     assert t["rs_minus_fixed_at_top"] >= 0.2
     # With fixed alpha a higher rank did not pay off on base model v1 (seeds 0, 1); on v2 (seed 0, ci)
@@ -131,6 +136,14 @@ def test_trends_that_held_on_two_seeds(results):
     # ci) q,v moved +0.02 (all linear -0.15), so the task fallback is no longer asserted: the notebook
     # prints, per target, the change it measured.
     assert t["prop_top_minus_mid"] and all(v > 1 for v in t["prop_perplexity_top_over_mid"].values())
-    # Forgetting follows learning: every run that learned the task lost more fact recall than any
-    # fixed-alpha run (which learned it only partly).
+
+
+@pytest.mark.notebook
+@pytest.mark.xfail(strict=False, reason="seed sweep on base model v2: held on 8 of seeds 1-10; on seeds 7 and 9 a "
+                   "fixed-alpha run also lost (nearly) all recall (0.00 and 0.01 left, against 0.09 and 0.07 for "
+                   "the learned runs)")
+def test_forgetting_follows_learning(results):
+    """Designed on base model v1 (training seeds 0 and 1): every run that learned the task lost more fact recall
+    than any fixed-alpha run (which learned it only partly)."""
+    f = results["forgetting"]
     assert f["learned_runs"] and f["min_recall_fixed_alpha"] > f["max_recall_of_learned_runs"]
