@@ -459,10 +459,10 @@ PROFILES = {
                             ratios=(1 / 3, 0.5, 0.7, 0.9), mitigate_ratio=0.9, n_bias=1200),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5.5 min", "02_forgetting": "~8 min",
-                  "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~12 min",
+                  "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~6.5 min",
                   "06_peft_family": "~10.5 min", "07_instruction_tuning": "~13 min", "08_preference_tuning": "~7.5 min",
-                  "09_task_heads": "~5.5 min", "10_domain_adaptation": "over 10 min (not measured yet)",
-                  "11_data_quality_and_bias": "~5 min", "12_scaling_out": "~2 min"}),
+                  "09_task_heads": "~5.5 min", "10_domain_adaptation": "~5 min",
+                  "11_data_quality_and_bias": "~3.5 min", "12_scaling_out": "~2 min"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
