@@ -4,9 +4,10 @@ The new people come from the world's held-out slice (any world seed: a seed othe
 model's gives people from a different world, none of them in pretraining). Their facts are
 written as documents, either one fixed rendering per fact or several paraphrases, and trained in
 by continued pretraining (``labkit.train.fit`` on the documents: loss on every token, as the
-base model was trained); closed-book
-questions then measure what was stored *and* can be extracted. Introduced in notebook
-05_rag_vs_finetuning.
+base model was trained); closed-book questions then measure what was stored *and* can be
+extracted. Asked the other way round (the facts given, the name asked: ``who_questions``,
+``both_ways``), as multiple choice by likelihood, they measure the reversal curse. Introduced in
+notebook 05_rag_vs_finetuning.
 """
 
 from __future__ import annotations
