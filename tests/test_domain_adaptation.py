@@ -116,10 +116,11 @@ def test_general_text_is_mixed_in_at_its_share_and_every_domain_doc_is_kept():
     assert sorted(d for d in mixed if d in docs) == sorted(docs)
     general = DA.general_text(WORLD, len(mixed) - len(docs))  # the stream's first documents, whole
     assert sorted(d for d in mixed if d not in docs) == sorted(general)
-    assert DA.words(general) / DA.words(mixed) >= 0.25  # the share is reached, by words...
-    assert DA.words(general[:-1]) / DA.words(docs + general[:-1]) < 0.25  # ...with no document more than needed
+    assert DA.word_count(general) / DA.word_count(mixed) >= 0.25  # the share is reached, by words...
+    # ...with no document more than needed
+    assert DA.word_count(general[:-1]) / DA.word_count(docs + general[:-1]) < 0.25
     assert not set(mixed[: len(general)]) <= set(general)  # shuffled: general text is not all at the start
-    assert DA.mix_general(docs, WORLD, 0.5) != mixed and DA.words(["a b .", "c"]) == 4
+    assert DA.mix_general(docs, WORLD, 0.5) != mixed and DA.word_count(["a b .", "c"]) == 4
     assert DA.mix_general(docs, WORLD, 0.0) != docs and sorted(DA.mix_general(docs, WORLD, 0.0)) == sorted(docs)
     assert DA.general_text(WORLD, 5) == DA.general_text(WORLD, 5) != DA.general_text(WORLD, 5, seed=1)
     assert not any("herbal" in t for t in DA.general_text(WORLD, 20))

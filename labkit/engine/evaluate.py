@@ -32,9 +32,10 @@ def _encode(tokenizer, prompt: str, answer: str):
 
 
 @torch.no_grad()
-def _teacher_forced(model, tokenizer, pairs, batch_size: int):
-    """Yield, per (prompt, answer), its ``(ids, prompt_length)`` and the model's logits at every
-    position, from one right-padded forward pass per batch."""
+def _teacher_forced(model, tokenizer, pairs, batch_size: int, logits: bool = False):
+    """Yield, per (prompt, answer), its ``(ids, prompt_length)`` and the model's greedy prediction at
+    every position (with ``logits``: its logits there instead), from one right-padded forward pass per
+    batch."""
     model.eval()
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -44,20 +45,18 @@ def _teacher_forced(model, tokenizer, pairs, batch_size: int):
         mask = torch.zeros_like(ids)
         for j, (f, _) in enumerate(enc):
             ids[j, : len(f)], mask[j, : len(f)] = torch.tensor(f), 1
-        logits = input_logits(model(input_ids=ids.to(device), attention_mask=mask.to(device)), ids)
+        out = input_logits(model(input_ids=ids.to(device), attention_mask=mask.to(device)), ids)
+        out = out if logits else out.argmax(-1).cpu()  # exact match needs only the argmax: one per batch
         for j, (f, n) in enumerate(enc):
-            yield f, n, logits[j]
+            yield f, n, out[j]
 
 
 def answer_checks(model, tokenizer, pairs, batch_size: int = 64) -> list[tuple[bool, bool]]:
     """For each (prompt, answer), from one teacher-forced pass: (does greedy decoding produce
     exactly ``answer`` then ' .'?, is end-of-text then the model's most likely next token?)."""
-    checks = []
-    for f, n, logits in _teacher_forced(model, tokenizer, pairs, batch_size):
-        pred = logits[: len(f)].argmax(-1).cpu()
-        checks.append((bool((pred[n - 1 : len(f) - 1] == torch.tensor(f[n:])).all()),
-                       int(pred[len(f) - 1]) == tokenizer.eos_token_id))
-    return checks
+    return [(bool((pred[n - 1 : len(f) - 1] == torch.tensor(f[n:])).all()),
+             int(pred[len(f) - 1]) == tokenizer.eos_token_id)
+            for f, n, pred in _teacher_forced(model, tokenizer, pairs, batch_size)]
 
 
 def answer_logprobs(model, tokenizer, pairs, batch_size: int = 64) -> list[float]:
@@ -65,7 +64,7 @@ def answer_logprobs(model, tokenizer, pairs, batch_size: int = 64) -> list[float
     the same teacher-forced pass as ``exact_match``. How likely the model finds an answer it may not
     write greedily: ranking candidate answers by it is a multiple-choice test."""
     out = []
-    for f, n, logits in _teacher_forced(model, tokenizer, pairs, batch_size):
+    for f, n, logits in _teacher_forced(model, tokenizer, pairs, batch_size, logits=True):
         logp = torch.log_softmax(logits[n - 1 : len(f) - 1].float(), dim=-1).cpu()
         out.append(float(logp.gather(1, torch.tensor(f[n:])[:, None]).sum()))
     return out

@@ -156,7 +156,7 @@ def general_text(world: W.World, n: int, seed: int = 0) -> list[str]:
     return list(itertools.islice(_general_stream(world, seed), n))
 
 
-def words(texts: list[str]) -> int:
+def word_count(texts: list[str]) -> int:
     """The number of words in ``texts`` (the world writes words apart, punctuation included)."""
     return sum(len(t.split()) for t in texts)
 
@@ -173,12 +173,12 @@ def mix_general(domain_docs: list[str], world: W.World, general_share: float, se
     W.share(general_share, "general_share")
     if general_share >= 1:
         raise ValueError("general_share must be below 1: the mix must hold some domain text.")
-    target, general, taken = general_words(words(domain_docs), general_share), [], 0
+    target, general, taken = general_words(word_count(domain_docs), general_share), [], 0
     for doc in _general_stream(world, seed):
         if taken >= target:
             break
         general.append(doc)
-        taken += words([doc])
+        taken += word_count([doc])
     docs = list(domain_docs) + general
     random.Random(f"mix-{seed}").shuffle(docs)
     return docs

@@ -210,7 +210,7 @@ def measure_training(path, method: str, *, batch: int, seq_len: int, checkpointi
     above the ``baseline`` of the warmed-up process: ``peak`` (high-water mark while training),
     ``weights`` (after loading and preparing), ``optimizer`` (its state tensors), ``gradients`` (one
     per trainable parameter) and ``activations`` (saved for backward, counted by autograd hooks).
-    Run it in a fresh process (``measure_in_fresh_process``): a high-water mark cannot go down."""
+    Run it in a fresh process (``in_fresh_processes``): a high-water mark cannot go down."""
     import time
 
     torch.set_num_threads(threads)
@@ -251,11 +251,6 @@ def _vocab(path) -> int:
 # import is skipped by multiprocessing without a word, so tests/test_memory_lab.py imports each one.
 PRELOAD = ["labkit", "torch", "transformers", "peft", "bitsandbytes", "labkit.topics.qlora.quantize",
            "labkit.engine.memory", "labkit.topics.qlora.memory_lab"]
-
-
-def measure_in_fresh_process(configs: list[dict], workers: int = 2) -> list[dict]:
-    """``measure_training(**config)`` for each config, each in a fresh process (``in_fresh_processes``)."""
-    return in_fresh_processes(measure_training, configs, workers)
 
 
 def in_fresh_processes(fn, configs: list[dict], workers: int = 1) -> list:

@@ -77,21 +77,22 @@ def comparison(rows: list[dict], chance: float):
 
 
 def reversal(rows: dict, chance_forward: float, chance_backward: float):
-    """Each method asked both ways (``knowledge.both_ways``): name -> fact and facts -> name, as paired bars,
-    with each direction's chance as a line: the reversal curse is a tall forward bar beside a backward one
-    at chance."""
-    import matplotlib.pyplot as plt
+    """Each method asked both ways (``knowledge.both_ways``): name -> fact and facts -> name, as paired bars
+    (``training.before_after``), with each direction's chance as a line: the reversal curse is a tall
+    forward bar beside a backward one at chance."""
+    from labkit.views.plots.training import before_after
 
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    names = list(rows)
-    xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], [rows[n]["forward"] for n in names], 0.4, label="name -> fact (forward)")
-    ax.bar([x + 0.2 for x in xs], [rows[n]["backward"] for n in names], 0.4, label="facts -> name (backward)")
+    fig = before_after({name: (r["forward"], r["backward"]) for name, r in rows.items()},
+                       title="trained on 'name ... fact', asked the other way round",
+                       labels=("name -> fact (forward)", "facts -> name (backward)"))
+    ax = fig.axes[0]
     ax.axhline(chance_forward, color="C0", ls=":", lw=1, label="chance, forward")
     ax.axhline(chance_backward, color="C1", ls=":", lw=1, label="chance, backward")
-    ax.set_xticks(list(xs), names, rotation=20, ha="right", fontsize=8)
-    ax.set(ylabel="right answer most likely", ylim=(0, 1.05),
-           title="trained on 'name ... fact', asked the other way round")
+    ax.set_ylabel("right answer most likely")
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    for label in ax.get_xticklabels():
+        label.set_ha("right")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.set_size_inches(9, 3.8)
     fig.tight_layout()
     return fig
