@@ -13,7 +13,7 @@ The tree shows the layers, bottom to top (a layer imports only from layers below
   configs, memory;
 - ``topics``: one place per notebook topic (tour 00, finetuning 01, forgetting 02, lora 03, qlora/ 04,
   rag/ 05, peft_family 06, instruction_tuning 07, preference_tuning 08, task_heads 09, domain_adaptation 10,
-  data_quality 11, scaling 12), each holding its experiment and its findings as functions;
+  data_quality 11, scaling 12, strategy 13), each holding its experiment and its findings as functions;
 - ``views``: plots (``views/plots/<topic>.py``, every figure is drawn there and returned, never
   saved), widgets (thin shells over tested functions), live views during training, and the
   exercises with their checks (``lk.exercises.check``).
@@ -45,6 +45,7 @@ MODULES = {
     "memory_lab": "topics.qlora.memory_lab", "rag": "topics.rag.retrieval", "knowledge": "topics.rag.knowledge",
     "peft_family": "topics.peft_family", "instruction_tuning": "topics.instruction_tuning",
     "preference_tuning": "topics.preference_tuning", "task_heads": "topics.task_heads", "scaling": "topics.scaling",
+    "strategy": "topics.strategy",
     "domain_adaptation": "topics.domain_adaptation", "data_quality": "topics.data_quality",
     "plots": "views.plots", "widgets": "views.widgets", "live": "views.live", "exercises": "views.exercises",
 }

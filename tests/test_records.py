@@ -43,3 +43,21 @@ def test_runs_append(tmp_path):
     assert json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[1])["metrics"]["acc"] == 0.6
 
 
+
+
+def test_a_run_record_carries_the_versions_it_was_made_with(tmp_path):
+    row = records.record_run(tmp_path, "r1", {"seed": 3}, {"acc": 0.5}, 1.0, 2**20)
+    assert row["versions"]["torch"] == records.versions()["torch"] != "not installed"
+    assert records.load_runs(tmp_path)[0]["versions"] == row["versions"]
+
+
+def test_a_run_record_off_its_schema_is_refused_on_reading(tmp_path):
+    (tmp_path / "runs.jsonl").write_text(json.dumps({"run": "r1", "config": {}, "metrics": {}}) + "\n")
+    with pytest.raises(ValueError, match="'seconds' is missing"):
+        records.load_runs(tmp_path)
+
+
+def test_a_run_record_with_a_wrong_type_is_not_written(tmp_path):
+    with pytest.raises(ValueError, match="'metrics' is list"):
+        records.record_run(tmp_path, "r1", {}, [0.5], 1.0, 2**20)
+    assert not (tmp_path / "runs.jsonl").exists()

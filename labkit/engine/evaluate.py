@@ -59,15 +59,27 @@ def answer_checks(model, tokenizer, pairs, batch_size: int = 64) -> list[tuple[b
             for f, n, pred in _teacher_forced(model, tokenizer, pairs, batch_size)]
 
 
+def _answer_token_logprobs(model, tokenizer, pairs, batch_size: int):
+    """Per (prompt, answer): the log-probability of each token of the answer then ' .', teacher-forced."""
+    for f, n, logits in _teacher_forced(model, tokenizer, pairs, batch_size, logits=True):
+        logp = torch.log_softmax(logits[n - 1 : len(f) - 1].float(), dim=-1).cpu()
+        yield logp.gather(1, torch.tensor(f[n:])[:, None])[:, 0]
+
+
 def answer_logprobs(model, tokenizer, pairs, batch_size: int = 64) -> list[float]:
     """For each (prompt, answer): log p(answer then ' .' | prompt), summed over the answer's tokens, from
     the same teacher-forced pass as ``exact_match``. How likely the model finds an answer it may not
     write greedily: ranking candidate answers by it is a multiple-choice test."""
-    out = []
-    for f, n, logits in _teacher_forced(model, tokenizer, pairs, batch_size, logits=True):
-        logp = torch.log_softmax(logits[n - 1 : len(f) - 1].float(), dim=-1).cpu()
-        out.append(float(logp.gather(1, torch.tensor(f[n:])[:, None]).sum()))
-    return out
+    return [float(t.sum()) for t in _answer_token_logprobs(model, tokenizer, pairs, batch_size)]
+
+
+def answer_perplexity(model, tokenizer, pairs, batch_size: int = 32) -> float:
+    """Perplexity of the answers (each then ' .') given their prompts, over all their tokens: how well a
+    model predicts a continuation, with or without context before it."""
+    total, count = 0.0, 0
+    for t in _answer_token_logprobs(model, tokenizer, pairs, batch_size):
+        total, count = total - float(t.sum()), count + len(t)
+    return math.exp(total / max(count, 1))
 
 
 def exact_match(model, tokenizer, pairs, batch_size: int = 64) -> list[bool]:

@@ -54,11 +54,31 @@ def load_results(out_dir: str | Path) -> dict:
     return json.loads((Path(out_dir) / "results.json").read_text())
 
 
+# One run record (a line of runs.jsonl), checked before it is written and when it is read.
+RUN = {"run": str, "config": dict, "metrics": dict, "seconds": float, "peak_mib": float, "versions": dict}
+
+
+def versions() -> dict:
+    """The versions a run was made with: Python and the libraries that decide its numbers."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("torch", "transformers", "peft", "trl", "bitsandbytes", "labkit"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
 def record_run(out_dir: str | Path, name: str, config: dict, metrics: dict,
                seconds: float, peak_bytes: int) -> dict:
-    """Append one run (config, metrics, time, peak memory) as a JSON line to OUT_DIR/runs.jsonl."""
+    """Append one run (config, metrics, time, peak memory and the library versions) as a JSON line to
+    OUT_DIR/runs.jsonl, after checking it against ``RUN``."""
     row = _clean({"run": name, "config": config, "metrics": metrics,
-                  "seconds": round(seconds, 2), "peak_mib": round(peak_bytes / 2**20, 1)})
+                  "seconds": round(seconds, 2), "peak_mib": round(peak_bytes / 2**20, 1), "versions": versions()})
+    check_results(row, RUN)
     path = Path(out_dir) / "runs.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
@@ -67,5 +87,9 @@ def record_run(out_dir: str | Path, name: str, config: dict, metrics: dict,
 
 
 def load_runs(out_dir: str | Path) -> list[dict]:
+    """The run records of OUT_DIR/runs.jsonl, each checked against ``RUN`` (none: an empty list)."""
     path = Path(out_dir) / "runs.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    for row in rows:
+        check_results(row, RUN)
+    return rows

@@ -88,3 +88,27 @@ def memory_calculator():
 
     return interact(show, model=list(estimate.ARCHITECTURES), method=list(estimate.METHODS), batch=(1, 32, 1),
                     seq_len=[256, 512, 1024, 2048, 4096], checkpointing=True, card=list(estimate.CARDS))
+
+
+# ---------------------------------------------------------------- 13: which strategy?
+
+def strategy_advisor(cells: list[dict]):
+    """Task, labelled examples, training budget, memory, target model, freshness and latency -> the
+    strategies ranked with the measured reason for each. A shell over ``labkit.strategy.advise`` (pure,
+    tested). Introduced in notebook 13_choosing_a_strategy."""
+    from labkit.topics import strategy
+    from labkit.topics.qlora import estimate
+
+    tasks = [t for t in strategy.TASKS if any(c["task"] == t for c in cells)]
+    most = max(c["examples"] for c in cells)
+    longest = round(max(c["train_seconds"] for c in cells)) + 1
+
+    def show(task=tasks[0], examples=most, budget_s=longest, memory_gib=16.0, model="Llama-2-7B",
+             fresh=False, latency_ms=1000.0):
+        ranked = strategy.advise(cells, task, examples=examples, budget_s=budget_s, memory_gib=memory_gib,
+                                 model=model, fresh=fresh, latency_ms_limit=latency_ms)
+        print(strategy.advice_text(ranked))
+
+    return interact(show, task=tasks, examples=(0, most, 1), budget_s=(1, longest, 1),
+                    memory_gib=(1.0, 80.0, 1.0), model=list(estimate.ARCHITECTURES), fresh=False,
+                    latency_ms=(1.0, 1000.0, 1.0))

@@ -7,7 +7,7 @@ Each function returns a matplotlib figure and never saves it: the notebook decid
 import importlib
 
 TOPICS = ("training", "forgetting", "lora", "memory", "rag", "peft_family", "instruction_tuning", "preference_tuning",
-          "task_heads", "data_quality", "scaling")
+          "task_heads", "data_quality", "scaling", "strategy")
 
 
 def __getattr__(name):
