@@ -63,6 +63,10 @@ TEACHES = {
     "12_scaling_out": "scaling out, for real: the ZeRO paper's accounting, the course's Trainer run launched with "
                       "`accelerate launch` in two processes, the same training as one process, the `--cpu` trap, "
                       "per-process bytes under DDP, ZeRO-1 and FSDP, configs to take to a multi-GPU machine",
+    "13_choosing_a_strategy": "choosing a strategy, measured: five kinds of job (new facts, output format, "
+                              "classification, domain style, preferences) against prompting, RAG, LoRA, QLoRA, "
+                              "full fine-tuning and SFT + DPO, for quality, training and inference cost, the cost "
+                              "of a change and forgetting; an advisor ranking them under your constraints",
 }
 
 

@@ -80,6 +80,8 @@ WRONG = {
     "11.2": "def augment(examples):\n    return examples + [dict(e, pronoun='she') for e in examples]",  # one more
     "12.1": "def zero_bytes_per_device(n, devices, stage):\n    return 16 * n / devices",
     "12.2": "gb_per_gpu = 16 * 70 / 1",
+    "13.1": "def pick_best(rows, task):\n    return max(rows, key=lambda r: r['quality'])['strategy']",  # perplexity
+    "13.2": "fits_16_gib = {'QLoRA'}",  # forgets that LoRA's frozen base is only the bf16 weights
 }
 
 

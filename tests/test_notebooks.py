@@ -64,6 +64,8 @@ STATED_ELSEWHERE = {
     "12_scaling_out": {2020: "ZeRO paper (Rajbhandari et al. 2020)", 80: "an 80 GB card's capacity (80 GiB)",
                        16: "bytes per parameter without ZeRO: 2 + 2 + 12, the table above it",
                        77: "DeepSpeed's CPU Adam compile time measured on this stack (the course's design notes)"},
+    "13_choosing_a_strategy": {16: "a T4's memory (16 GiB), the exercise's card",
+                               512: "the sequence length notebook 04's estimator is asked about"},
 }
 
 

@@ -148,3 +148,9 @@ def test_findings_of_a_table():
 
 def test_few_shot_prefix_writes_each_example_with_its_answer():
     assert ST.few_shot_prefix([("Q : a ? A :", "x"), ("Q : b ? A :", "y")]) == "Q : a ? A : x . Q : b ? A : y . "
+
+
+def test_the_jobs_to_measure_are_checked():
+    assert ST.check_tasks(None) == list(ST.TASKS) and ST.check_tasks("new facts") == ["new facts"]
+    with pytest.raises(ValueError, match="Unknown task.*'poetry'"):
+        ST.check_tasks(["new facts", "poetry"])

@@ -30,7 +30,7 @@ APPLIES = {
     "preferences": ("zero-shot prompting", "full fine-tuning", "SFT + DPO"),
 }
 # Each task's quality metric, and whether higher is better.
-METRICS = {"new facts": ("closed-book accuracy", True), "output format": ("field accuracy", True),
+METRICS = {"new facts": ("exact match", True), "output format": ("field accuracy", True),
            "classification": ("accuracy", True), "domain style": ("perplexity", False),
            "preferences": ("gold reward", True)}
 LATENCY_TOKENS = 8  # tokens generated per timed answer (prompting pays for its longer prompt here)
@@ -65,6 +65,17 @@ def check_cell(task: str, strategy: str) -> None:
         raise ValueError(f"Unknown task {task!r}: use one of {', '.join(TASKS)}.")
     if strategy not in APPLIES[task]:
         raise ValueError(f"{strategy!r} does not apply to {task!r}: use one of {', '.join(APPLIES[task])}.")
+
+
+def check_tasks(tasks) -> list[str]:
+    """The jobs to measure: None gives all of ``TASKS``, one name gives that one; an unknown name is refused
+    in one sentence."""
+    tasks = list(TASKS) if tasks is None else [tasks] if isinstance(tasks, str) else list(tasks)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"Unknown task(s) {', '.join(map(repr, unknown)) or '(none given)'}: use any of "
+                         f"{', '.join(TASKS)}.")
+    return tasks
 
 
 def cells(tasks=TASKS) -> list[tuple[str, str]]:

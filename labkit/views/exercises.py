@@ -265,6 +265,37 @@ def _zero3_70b(answer):
 
     _prediction(answer, zero_bytes(70e9, 8, 3)["total"] / 1e9, tolerance=0.05, unit=" GB")
 
+def _pick_best(pick_best):
+    from labkit.topics.strategy import METRICS, score
+
+    def reference(rows, task):
+        return max(rows, key=lambda r: (score(task, r["quality"]), -r["train_seconds"]))["strategy"]
+
+    def rows(*cells):
+        return [{"strategy": s, "quality": q, "train_seconds": t} for s, q, t in cells]
+
+    cases = [(rows(("RAG", 0.9, 0.0), ("LoRA", 0.8, 10.0), ("full fine-tuning", 0.95, 9.0)), "new facts"),
+             (rows(("zero-shot prompting", 500.0, 0.0), ("LoRA", 130.0, 10.0), ("full fine-tuning", 19.0, 9.0)),
+              "domain style"),
+             (rows(("LoRA", 1.0, 10.0), ("QLoRA", 1.0, 12.0), ("full fine-tuning", 1.0, 8.0)), "output format")]
+    assert all(task in METRICS for _, task in cases)
+    _cases(pick_best, reference, cases, show=lambda rows: f"{len(rows)} rows")
+
+
+def _fits_16_gib(answer):
+    from labkit.topics.strategy import STRATEGIES, memory_needed
+
+    truth = {s for s in STRATEGIES if memory_needed(s, "Llama-2-7B") <= 16}
+    if answer is Ellipsis or answer is None:
+        raise Wrong("no answer yet (replace the `...` with a set of strategy names)")
+    if not isinstance(answer, (set, frozenset)) or not set(answer) <= set(STRATEGIES):
+        raise Wrong(f"expected a set of names from {', '.join(STRATEGIES)}")
+    if set(answer) != truth:
+        missing, extra = sorted(truth - set(answer)), sorted(set(answer) - truth)
+        raise Wrong("; ".join(x for x in (f"{', '.join(missing)} also fit" if missing else "",
+                                          f"{', '.join(extra)} do not fit" if extra else "") if x))
+
+
 
 def _first_token_labels(first_token_labels):
     from labkit.topics.task_heads import first_token_labels as reference
@@ -420,6 +451,15 @@ EXERCISES = {
                      "(within 5%)", _zero3_70b, "Stage 3 shards all 16 bytes per parameter over the 8 GPUs "
                      "(activations not counted).", "140 GB: more than an 80 GB card, so 70B needs more GPUs, "
                      "CPU offload or LoRA."),
+    "13.1": Exercise("13_choosing_a_strategy", "pick_best(rows, task): the measured-best strategy of one job",
+                     _pick_best, "Higher quality wins, except where the task's metric is a perplexity (lower wins: "
+                     "see lk.strategy.METRICS); on a tie, the one that trained for fewer seconds.",
+                     "The advisor does the same once it has ruled out what does not fit your constraints."),
+    "13.2": Exercise("13_choosing_a_strategy", "predict: which strategies fit Llama-2-7B on a 16 GiB card",
+                     _fits_16_gib, "Prompting and RAG hold the bf16 weights (2 bytes a parameter); LoRA adds "
+                     "small adapters and their Adam states; full fine-tuning keeps gradients and Adam states for "
+                     "every weight; DPO also a frozen reference copy.",
+                     "Everything but full fine-tuning and SFT + DPO: a 7B model trains on a T4 only with adapters."),
 }
 
 
