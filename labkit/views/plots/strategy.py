@@ -6,11 +6,17 @@ from __future__ import annotations
 def table(cells: list[dict], tasks, strategies):
     """Tasks (rows) against strategies (columns): each measured cell shows its quality, coloured by how
     close it came to the task's best (1: the best; 0: the task's worst), since tasks are scored on
-    different metrics; a strategy that does not apply to a task is a grey dash."""
+    different metrics (a perplexity on a log scale); a strategy that does not apply to a task is a grey
+    dash."""
+    import math
+
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from labkit.topics.strategy import METRICS, score
+    from labkit.topics.strategy import METRICS
+
+    def shade_of(task, q):  # higher is better; perplexities spread over orders of magnitude
+        return q if METRICS[task][1] else -math.log10(q)
 
     shade = np.full((len(tasks), len(strategies)), np.nan)
     fig, ax = plt.subplots(figsize=(11, 0.75 * len(tasks) + 1.6))
@@ -18,13 +24,13 @@ def table(cells: list[dict], tasks, strategies):
         row = {c["strategy"]: c for c in cells if c["task"] == task}
         if not row:
             continue
-        scores = [score(task, c["quality"]) for c in row.values()]
+        scores = [shade_of(task, c["quality"]) for c in row.values()]
         lo, hi = min(scores), max(scores)
         for j, s in enumerate(strategies):
             if s in row:
                 q = row[s]["quality"]
-                shade[i, j] = 1.0 if hi == lo else (score(task, q) - lo) / (hi - lo)
-                ax.text(j, i, f"{q:.2f}", ha="center", va="center", fontsize=9,
+                shade[i, j] = 1.0 if hi == lo else (shade_of(task, q) - lo) / (hi - lo)
+                ax.text(j, i, f"{q:.3g}" if abs(q) >= 1000 else f"{q:.2f}", ha="center", va="center", fontsize=9,
                         color="white" if shade[i, j] < 0.35 else "black")
             else:
                 ax.text(j, i, "-", ha="center", va="center", color="grey")
@@ -34,33 +40,38 @@ def table(cells: list[dict], tasks, strategies):
                                       for t in tasks], fontsize=8)
     ax.set_facecolor("#eeeeee")
     bar = fig.colorbar(image, ax=ax, fraction=0.03)
-    bar.set_label("within the task: worst (0) to best (1)", fontsize=8)
+    bar.set_label("within the job: worst (0) to best (1)", fontsize=8)
     ax.set_title("quality of each strategy on each kind of task (measured)")
     fig.tight_layout()
     return fig
 
 
 def cost_quality(cells: list[dict], tasks):
-    """One panel per task: quality against training seconds (prompting and RAG train for 0 s, drawn at
-    the left edge), each point named by its strategy; marker size grows with the prompt tokens an
-    answer pays for."""
+    """One panel per task: quality against training seconds (prompting and RAG train for 0 s), one colour
+    per strategy in every panel; marker area grows with the prompt tokens an answer pays for."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    from labkit.topics.strategy import METRICS
+    from labkit.topics.strategy import METRICS, STRATEGIES
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.4))
-    trained = [c["train_seconds"] for c in cells if c["train_seconds"] > 0]
-    floor = min(trained) / 3 if trained else 0.1
-    for ax, task in zip(axes, tasks):
+    colours = dict(zip(STRATEGIES, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.1 * len(tasks) + 1.6, 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
         for c in (c for c in cells if c["task"] == task):
-            x = max(c["train_seconds"], floor)
-            ax.scatter([x], [c["quality"]], s=12 + c["context_tokens"] / 4, alpha=0.7)
-            ax.annotate(c["strategy"], (x, c["quality"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.axvline(floor * 1.5, color="grey", lw=0.6, ls=":")
-        ax.set(title=task, xlabel="training seconds (log; left of the line: none)", ylabel=METRICS[task][0])
+            ax.scatter([c["train_seconds"]], [c["quality"]], s=15 + c["context_tokens"] / 3,
+                       color=colours[c["strategy"]], alpha=0.75, edgecolor="black", linewidth=0.5)
+        ax.set_xlim(left=-0.05 * max(c["train_seconds"] for c in cells))
+        if not METRICS[task][1]:
+            ax.set_yscale("log")
+        ax.set(title=task, xlabel="training seconds",
+               ylabel=METRICS[task][0] + ("" if METRICS[task][1] else " (lower is better)"))
         ax.title.set_fontsize(10)
         ax.xaxis.label.set_fontsize(8)
-    fig.suptitle("what quality costs: marker area grows with the prompt tokens each answer pays for", fontsize=10)
-    fig.tight_layout()
+        ax.yaxis.label.set_fontsize(8)
+    shown = [s for s in STRATEGIES if any(c["strategy"] == s for c in cells)]
+    handles = [Line2D([], [], marker="o", ls="", color=colours[s], label=s) for s in shown]
+    fig.legend(handles=handles, loc="center right", fontsize=8, title="strategy", title_fontsize=8)
+    fig.suptitle("what quality costs (at 0 s: no training; a bigger marker: a longer prompt per answer)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 1.5 / (3.1 * len(tasks) + 1.6), 1))
     return fig
