@@ -350,6 +350,7 @@ class Strategy(Settings):
     n_probe: int = knob(_positive_int)               # pretraining people asked about before and after (forgetting)
     n_latency: int = knob(_positive_int)             # prompts timed one at a time
     max_new_tokens: int = knob(_positive_int)        # preference answers' length limit
+    model_id: str = knob(default="")                 # the model; "": the profile's
 
 
 @dataclass(frozen=True)
@@ -535,7 +536,11 @@ PROFILES = {
                             ratios=(1 / 3, 0.5, 0.7, 0.9), mitigate_ratio=0.9, n_bias=2400, model_id=COURSE_MODEL),
         strategy=Strategy(n_people=100, n_changed=20, n_train=1024, n_test=100, shots=3, steps=300, batch_size=16,
                           lr_full=1e-3, lr_lora=3e-3, lora_rank=16, dpo_steps=100, dpo_lr=1e-4, dpo_beta=0.1,
-                          n_pairs=800, n_probe=60, n_latency=20, max_new_tokens=40),
+                          n_pairs=800, n_probe=60, n_latency=20, max_new_tokens=40,
+                          # the course model, as for notebooks 07-11: every job is about its world (the
+                          # forgetting probe asks its pretraining facts) and SFT needs its chat template's
+                          # {% generation %} markers
+                          model_id=COURSE_MODEL),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~2 min on a T4", "01_full_finetuning": "~10 min on a T4",
                   "02_forgetting": "~30 min on a T4", "03_lora_rank": "~30 min on a T4",
