@@ -447,7 +447,8 @@ PROFILES = {
                   "03_lora_rank": "~1.5 min", "04_qlora_memory": "~1 min", "05_rag_vs_finetuning": "~1.5 min",
                   "06_peft_family": "~1 min", "07_instruction_tuning": "~1.5 min", "08_preference_tuning": "~2 min",
                   "09_task_heads": "~1.5 min", "10_domain_adaptation": "~1.5 min",
-                  "11_data_quality_and_bias": "~1 min", "12_scaling_out": "~1 min"}),
+                  "11_data_quality_and_bias": "~1 min", "12_scaling_out": "~1 min",
+                  "13_choosing_a_strategy": "~3 min (estimated; not yet measured on a quiet machine)"}),
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -492,7 +493,8 @@ PROFILES = {
                   "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~6.5 min",
                   "06_peft_family": "~10.5 min", "07_instruction_tuning": "~13 min", "08_preference_tuning": "~7.5 min",
                   "09_task_heads": "~5.5 min", "10_domain_adaptation": "~5 min",
-                  "11_data_quality_and_bias": "~3.5 min", "12_scaling_out": "~2 min"}),
+                  "11_data_quality_and_bias": "~3.5 min", "12_scaling_out": "~2 min",
+                  "13_choosing_a_strategy": "~15 min (estimated; not yet measured)"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
@@ -549,7 +551,8 @@ PROFILES = {
                   "08_preference_tuning": "~6 min on a T4", "09_task_heads": "~6 min on a T4",
                   "11_data_quality_and_bias": "~5 min on a T4",
                   "10_domain_adaptation": "~5 min on a T4",
-                  "12_scaling_out": "~3 min (its processes use the CPU unless there are 2+ GPUs)"}),
+                  "12_scaling_out": "~3 min (its processes use the CPU unless there are 2+ GPUs)",
+                  "13_choosing_a_strategy": "~15 min on a T4 (estimated; not yet measured)"}),
 }
 
 
