@@ -35,6 +35,17 @@ def test_a_field_written_twice_with_two_values_is_wrong():
     assert s["field_accuracy"] == 0.5, s  # city: two answers, neither counts
 
 
+def test_learned_means_at_most_one_field_in_twenty_wrong():
+    # The course's one definition of "learned the task" (notebooks 01-03): a model that writes the format but
+    # gets one of the six fields wrong on every record has not learned it; one slip in twenty records has.
+    gold = [W.record_answer(p) for p in W.make_world(0).qa_seen[:20]]
+    one_field_wrong = [g.split(" ; ", 1)[1] for g in gold]  # the first field left out of every record
+    fields = ft.score_records(one_field_wrong, gold)["field_accuracy"]
+    assert fields == pytest.approx(5 / 6) and fields < ft.LEARNED
+    one_slip = one_field_wrong[:1] + gold[1:]
+    assert ft.score_records(one_slip, gold)["field_accuracy"] >= ft.LEARNED == 0.95
+
+
 def test_record_metric_gives_generation_room_for_the_whole_record(monkeypatch):
     # A model that writes the true record (then the end marker) must score 1.0: the generation budget
     # has to cover the longest record in tokens, or the last fields are cut off and counted wrong.

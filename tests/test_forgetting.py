@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from labkit import forgetting, peft_config
+from labkit import finetuning, forgetting, peft_config
 from labkit import world as W
 
 
@@ -67,24 +67,27 @@ def fake_runs():
 
 
 def test_summarize_reads_first_and_last_rows():
-    s = forgetting.summarize(fake_runs(), task_minimum=0.7)
+    s = forgetting.summarize(fake_runs())
     assert s["recall_lost"]["full high"] == pytest.approx(1.0)
     assert s["recall_lost"]["full low"] == pytest.approx(0.02)
     assert s["reading_lost"]["full low"] == pytest.approx(0.4)
     assert s["perplexity_before"] == 1.4 and s["perplexity_after"]["full high"] == 9.5
     assert s["final_task"]["LoRA r=4"] == 0.8 and s["task_gained"]["LoRA r=4"] == pytest.approx(0.8)
-    assert s["learned"] == {"full high": True, "full low": True, "LoRA r=4": True, "LoRA r=16": True,
+    # "Learned" is the course's one definition (notebook 01): field accuracy >= finetuning.LEARNED (0.95),
+    # reached exactly by "full low"; LoRA r=4 ends at 0.8.
+    assert s["learned_at"] == finetuning.LEARNED == 0.95
+    assert s["learned"] == {"full high": True, "full low": True, "LoRA r=4": False, "LoRA r=16": True,
                             "replay": True}
-    assert forgetting.summarize(fake_runs(), task_minimum=0.85)["learned"]["LoRA r=4"] is False
+    assert forgetting.summarize(fake_runs(), learned_at=0.7)["learned"]["LoRA r=4"] is True
 
 
 def test_steadiness_judges_only_runs_that_lost_recall_and_names_its_tolerance():
-    s = forgetting.summarize(fake_runs(), task_minimum=0.7)
+    s = forgetting.summarize(fake_runs())
     # "full low" (lost 0.02) and "LoRA r=4" (lost exactly 0.1, not more) are not judged.
     assert s["forgetting_monotone_in_steps"] == {"full high": True, "LoRA r=16": True, "replay": False}
     assert s["rise_tolerance"] == 0.05
     # Replay's recall rose 0.15 between two points: steady only with a tolerance above that.
-    assert forgetting.summarize(fake_runs(), 0.7, tolerance=0.2)["forgetting_monotone_in_steps"]["replay"]
+    assert forgetting.summarize(fake_runs(), tolerance=0.2)["forgetting_monotone_in_steps"]["replay"]
     assert forgetting.steady(curve([1.0, 0.5, 0.54, 0.2], [0] * 4))        # a rise of 0.04 <= 0.05
     assert not forgetting.steady(curve([1.0, 0.5, 0.56, 0.2], [0] * 4))    # a rise of 0.06
     sentence = forgetting.steadiness_sentence(s["forgetting_monotone_in_steps"], s["rise_tolerance"])
@@ -92,16 +95,17 @@ def test_steadiness_judges_only_runs_that_lost_recall_and_names_its_tolerance():
     assert sentence.endswith("at some point in: replay.")
 
 
-def test_summarize_refuses_a_task_minimum_outside_0_1():
-    with pytest.raises(ValueError, match="task_minimum"):
-        forgetting.summarize(fake_runs(), task_minimum=70)
+def test_summarize_refuses_a_learned_at_outside_0_1():
+    with pytest.raises(ValueError, match="learned_at"):
+        forgetting.summarize(fake_runs(), learned_at=70)
 
 
 def test_compare_states_verdicts_replay_and_reading():
-    s = forgetting.summarize(fake_runs(), task_minimum=0.7)
+    s = forgetting.summarize(fake_runs())
     c = forgetting.compare(s, high="full high", low="full low", replay="replay", lora=["LoRA r=4", "LoRA r=16"])
     assert c["lora_verdicts"] == {"LoRA r=4": "learned less and forgot less", "LoRA r=16": "forgot less"}
     assert c["gentle_kept_facts"] is True          # learned, and lost 0.02 <= 0.1 (LoRA r=4) + 0.05
+    assert c["gentle_verdict"] == "learned the task and kept the facts as well as the best LoRA run"
     assert c["reading_kept"] == ["full low", "LoRA r=4"]
     assert c["replay_recall_saved"] == pytest.approx(1.0 - 0.45)
 
@@ -111,17 +115,26 @@ def test_compare_when_the_findings_do_not_hold():
     runs["LoRA r=4"]["curve"] = curve([1.0, 0.5, 0.0, 0.0], [0.0, 0.2, 0.5, 0.8])       # forgot all
     runs["full low"]["curve"] = curve([1.0, 0.9, 0.6, 0.5], [0.0, 0.1, 0.3, 0.5])       # not learned
     runs["replay"]["curve"] = curve([1.0, 0.5, 0.1, 0.0], [0.0, 0.5, 0.9, 1.0])         # no protection
-    s = forgetting.summarize(runs, task_minimum=0.7)
+    s = forgetting.summarize(runs)
     c = forgetting.compare(s, high="full high", low="full low", replay="replay", lora=["LoRA r=4"])
     assert c["lora_verdicts"] == {"LoRA r=4": "forgot as much or more"}
     assert c["gentle_kept_facts"] is False
+    assert c["gentle_verdict"] == "did not learn the task, though it kept the facts as well as the best LoRA run"
     assert c["replay_recall_saved"] == pytest.approx(0.0)
     # Learned the task but forgot more than LoRA + 0.05: still not "kept the facts".
-    runs["full low"]["curve"] = curve([1.0, 0.9, 0.6, 0.5], [0.0, 0.5, 0.8, 0.9])
+    runs["full low"]["curve"] = curve([1.0, 0.9, 0.6, 0.5], [0.0, 0.5, 0.8, 0.96])
     runs["LoRA r=4"]["curve"] = curve([1.0, 1.0, 0.9, 0.8], [0.0, 0.2, 0.5, 0.8])
-    c = forgetting.compare(forgetting.summarize(runs, 0.7), high="full high", low="full low", replay="replay",
+    c = forgetting.compare(forgetting.summarize(runs), high="full high", low="full low", replay="replay",
                            lora=["LoRA r=4"])
     assert c["gentle_kept_facts"] is False
+    assert c["gentle_verdict"] == "learned the task but did not keep the facts as well as the best LoRA run"
+    # Neither: short of the task (0.9 < 0.95) and forgot more.
+    runs["full low"]["curve"] = curve([1.0, 0.9, 0.6, 0.5], [0.0, 0.5, 0.8, 0.9])
+    c = forgetting.compare(forgetting.summarize(runs), high="full high", low="full low", replay="replay",
+                           lora=["LoRA r=4"])
+    assert c["gentle_verdict"] == "neither learned the task nor kept the facts as well as the best LoRA run"
+    # Without LoRA runs there is nothing to keep the facts "as well as": only learning is stated.
+    assert forgetting.gentle_verdict(forgetting.summarize(runs), "full low", []) == "did not learn the task"
 
 
 def test_state_hash_changes_with_any_weight(tiny):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labkit import architectures as A
-from labkit import lora, records
+from labkit import finetuning, lora, records
 from labkit.core.settings import get_profile
 
 
@@ -240,6 +240,8 @@ def test_saturation_when_it_does_not_hold():
 def test_learning_vs_forgetting():
     rows = _sweep() + [_row("all linear", 0, (), 1.0, 0.02)]
     f = lora.learning_vs_forgetting(rows, {"task": 0.1, "qa_recall": 1.0})
+    # "Learned" is the course's one definition (notebook 01's finetuning.LEARNED), not a second copy here.
+    assert f["learned_at"] == finetuning.LEARNED == 0.95
     assert set(f["learned_runs"]) == {r["run"] for r in rows if r["metrics"]["task"] >= 0.95}
     assert "full fine-tuning" in f["learned_runs"] and f["max_recall_of_learned_runs"] == 0.05
     assert f["min_recall_fixed_alpha"] == 0.73 and f["max_task_fixed_alpha"] == 0.84

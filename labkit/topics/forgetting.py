@@ -15,7 +15,7 @@ from labkit.engine import capabilities as C
 from labkit.engine.callbacks import Probe
 from labkit.engine.card import PROBE as CARD_PROBE
 from labkit.engine.evaluate import accuracy, perplexity
-from labkit.topics.finetuning import record_metric
+from labkit.topics.finetuning import LEARNED, record_metric
 
 # The capabilities this notebook follows, measured before fine-tuning and held against the model card.
 CARD_KEYS = ("qa_recall", "bio_recall", "reading", "perplexity")
@@ -36,9 +36,10 @@ AS_WELL_AS = 0.05
 RESULTS = {
     "profile": str, "seed": int, "before": dict, "card": dict, "runs": dict,
     "recall_lost": dict, "reading_lost": dict, "perplexity_before": float, "perplexity_after": dict,
-    "task_gained": dict, "final_task": dict, "task_minimum": float, "learned": dict,
+    "task_gained": dict, "final_task": dict, "learned_at": float, "learned": dict,
     "high_lr_run": str, "low_lr_run": str, "replay_run": str, "top_run": str, "lora_runs": list,
-    "lora_verdicts": dict, "gentle_kept_facts": bool, "reading_kept": list, "replay_recall_saved": float,
+    "lora_verdicts": dict, "gentle_kept_facts": bool, "gentle_verdict": str, "reading_kept": list,
+    "replay_recall_saved": float,
     "forgetting_monotone_in_steps": dict, "rise_tolerance": float, "forgotten_examples": list,
 }
 
@@ -141,13 +142,14 @@ def steady(curve: list[dict], key: str = "qa_recall", tolerance: float = RISE_TO
     return all(b[key] <= a[key] + tolerance for a, b in zip(curve, curve[1:]))
 
 
-def summarize(runs: dict, task_minimum: float, tolerance: float = RISE_TOLERANCE) -> dict:
+def summarize(runs: dict, learned_at: float = LEARNED, tolerance: float = RISE_TOLERANCE) -> dict:
     """Per run (``runs[name]['curve']``: probe rows from step 0 to the end), what it learned and lost:
     recall_lost and reading_lost (first row minus last), perplexity_after, final_task, task_gained,
-    learned (final task >= ``task_minimum``), and, for runs that lost more than ``LOST_SOME`` recall,
-    whether recall fell steadily (``steady`` within ``tolerance``)."""
-    if not 0 <= task_minimum <= 1:
-        raise ValueError(f"task_minimum is a field accuracy in [0, 1], got {task_minimum!r}.")
+    learned (final task >= ``learned_at``, by default the course's definition ``finetuning.LEARNED``), and,
+    for runs that lost more than ``LOST_SOME`` recall, whether recall fell steadily (``steady`` within
+    ``tolerance``)."""
+    if not 0 <= learned_at <= 1:
+        raise ValueError(f"learned_at is a field accuracy in [0, 1], got {learned_at!r}.")
     if not runs:
         raise ValueError("No runs to summarize.")
     first = {n: r["curve"][0] for n, r in runs.items()}
@@ -161,8 +163,8 @@ def summarize(runs: dict, task_minimum: float, tolerance: float = RISE_TOLERANCE
         "perplexity_after": {n: last[n]["perplexity"] for n in runs},
         "final_task": final,
         "task_gained": {n: final[n] - first[n]["task"] for n in runs},
-        "task_minimum": task_minimum,
-        "learned": {n: final[n] >= task_minimum for n in runs},
+        "learned_at": learned_at,
+        "learned": {n: final[n] >= learned_at for n in runs},
         "forgetting_monotone_in_steps": {n: steady(r["curve"], "qa_recall", tolerance)
                                          for n, r in runs.items() if lost[n] > LOST_SOME},
         "rise_tolerance": tolerance,
@@ -177,16 +179,40 @@ def lora_verdict(summary: dict, run: str, reference: str) -> str:
     return "forgot as much or more"
 
 
+def kept_facts_as_lora(summary: dict, low: str, lora: list[str]) -> bool:
+    """Whether run ``low`` lost at most ``AS_WELL_AS`` more fact recall than the least-forgetting of the
+    ``lora`` runs (False without LoRA runs)."""
+    lost = summary["recall_lost"]
+    return bool(lora) and lost[low] <= min(lost[n] for n in lora) + AS_WELL_AS
+
+
+def gentle_verdict(summary: dict, low: str, lora: list[str]) -> str:
+    """What the low-lr full run (``low``) did, as the notebook's sentence says it: whether it learned the
+    task (``summary['learned']``), and whether it lost at most ``AS_WELL_AS`` more recall than the
+    least-forgetting LoRA run (not judged without LoRA runs). The two are stated apart: a run that did
+    not learn the task may still have kept the facts."""
+    learned = summary["learned"][low]
+    if not lora:
+        return "learned the task" if learned else "did not learn the task"
+    kept = kept_facts_as_lora(summary, low, lora)
+    if learned:
+        return ("learned the task and kept the facts as well as the best LoRA run" if kept else
+                "learned the task but did not keep the facts as well as the best LoRA run")
+    return ("did not learn the task, though it kept the facts as well as the best LoRA run" if kept else
+            "neither learned the task nor kept the facts as well as the best LoRA run")
+
+
 def compare(summary: dict, *, high: str, low: str, replay: str, lora: list[str]) -> dict:
     """The comparisons the notebook states, from a ``summarize`` result: each LoRA run's verdict
     against full fine-tuning at the high learning rate; whether the low-lr full run learned the task
-    and lost at most ``AS_WELL_AS`` more recall than the best LoRA run; the runs that kept most
-    in-context reading; and the recall replay saved (lost without replay minus lost with it)."""
+    and lost at most ``AS_WELL_AS`` more recall than the best LoRA run (``gentle_kept_facts``: both;
+    ``gentle_verdict``: the sentence saying each); the runs that kept most in-context reading; and the
+    recall replay saved (lost without replay minus lost with it)."""
     lost = summary["recall_lost"]
     return {
         "lora_verdicts": {n: lora_verdict(summary, n, high) for n in lora},
-        "gentle_kept_facts": bool(summary["learned"][low] and lora
-                                  and lost[low] <= min(lost[n] for n in lora) + AS_WELL_AS),
+        "gentle_kept_facts": bool(summary["learned"][low] and kept_facts_as_lora(summary, low, lora)),
+        "gentle_verdict": gentle_verdict(summary, low, lora),
         "reading_kept": [n for n, v in summary["reading_lost"].items() if v < READING_KEPT],
         "replay_recall_saved": lost[high] - lost[replay],
     }

@@ -21,15 +21,13 @@ from labkit.core.settings import Budget, LoraSweep
 from labkit.engine import records
 from labkit.engine.callbacks import progress
 from labkit.engine.peft_config import TARGETS, add_lora
+from labkit.topics import finetuning
 
 # How alpha follows the rank; all three give the same scale s at rank 1.
 SCALINGS = {"alpha ∝ r": "s = alpha0 (alpha = alpha0 * r)",
             "fixed alpha": "s = alpha0 / r",
             "rsLoRA": "s = alpha0 / sqrt(r)"}
 
-# A run "learned the task" when it writes the record format fully: field accuracy >= 0.95 (at most one
-# field in twenty wrong on never-seen people).
-LEARNED = 0.95
 # A curve "saturates" at the smallest rank whose task score is within this much field accuracy of the
 # curve's best (0.05: under one field in three records of six fields).
 SATURATION_TOLERANCE = 0.05
@@ -328,9 +326,10 @@ def saturation(curves: dict, ranks, tolerance: float = SATURATION_TOLERANCE) -> 
     return {**m, "tolerance": tolerance, "curves": per_curve, "small_rank_change": small, "rank1_to_low": first}
 
 
-def learning_vs_forgetting(rows: list[dict], base: dict, learned_at: float = LEARNED) -> dict:
+def learning_vs_forgetting(rows: list[dict], base: dict, learned_at: float = finetuning.LEARNED) -> dict:
     """Learning (task gained over the base model) against forgetting (fact recall lost), by run and by
-    rank. ``learned_runs``: runs (full fine-tuning included) with task >= ``learned_at``; the most fact
+    rank. ``learned_runs``: runs (full fine-tuning included) with task >= ``learned_at`` (by default the
+    course's definition, ``finetuning.LEARNED``); the most fact
     recall any of them kept, against the least fixed-alpha LoRA runs above rank 1 kept (and the most
     task they reached). ``by_rank``: for each LoRA rank, its runs, how many learned, the best task gain
     and the least and most recall lost."""
