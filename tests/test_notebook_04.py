@@ -28,9 +28,10 @@ PAPER_FULL_65B_GIB = 780
 # ZeRO's mixed-precision AdamW: 2 (bf16 weights) + 2 (grads) + 4 (fp32 master) + 8 (moments) B/param;
 # at batch 1 x 512 with checkpointing the activations add well under 0.5 B/param on 65B.
 ZERO_BYTES_PER_PARAM = 16
-# Both runs must have learned the record task (chance is near 0 on free-text fields), else "no gap"
-# would mean nothing: measured 1.0 (LoRA) and 0.99 (QLoRA) on ci.
-MIN_LEARNED_FIELD_ACCURACY = 0.5
+# Both runs must be far above the untrained model (near 0 on free-text fields), else "no gap" would mean
+# nothing: measured 1.0 (LoRA) and 0.99 (QLoRA) on ci. A precondition of the comparison, not the course's
+# definition of "learned the task" (lk.finetuning.LEARNED, 0.95), which this test does not claim.
+MIN_FIELD_ACCURACY = 0.5
 # QLoRA's claim is that a 4-bit NF4 base matches 16-bit LoRA. On ci's 48 held-out records (6 fields
 # each) 0.05 is ~14 fields: above the noise of one seed, well below a base that 4-bit quantization broke
 # (measured gap +0.007).
@@ -114,8 +115,8 @@ def test_projection_65b_fits_48gb_with_qlora_only(results):
 @pytest.mark.notebook
 def test_qlora_accuracy_close_to_lora(results):
     fb = results["four_bit"]
-    assert fb["lora_field_accuracy"] > MIN_LEARNED_FIELD_ACCURACY
-    assert fb["qlora_field_accuracy"] > MIN_LEARNED_FIELD_ACCURACY
+    assert fb["lora_field_accuracy"] > MIN_FIELD_ACCURACY
+    assert fb["qlora_field_accuracy"] > MIN_FIELD_ACCURACY
     assert fb["field_accuracy_gap"] <= MAX_QLORA_ACCURACY_GAP
     assert "margin" not in fb  # the threshold is this file's, not the run's
 
