@@ -40,6 +40,12 @@ def test_cells_follow_what_applies():
     assert ("preferences", "SFT + DPO") in pairs and all(s in ST.STRATEGIES for _, s in pairs)
 
 
+def test_qlora_cells_only_on_the_jobs_asked_for():
+    pairs = ST.cells(qlora=("new facts",))
+    assert ("new facts", "QLoRA") in pairs and ("output format", "QLoRA") not in pairs
+    assert ("output format", "LoRA") in pairs and len(ST.cells()) - len(pairs) == 3
+
+
 def test_a_cell_that_does_not_apply_is_refused_in_a_sentence():
     with pytest.raises(ValueError, match="does not apply"):
         ST.check_cell("output format", "RAG")

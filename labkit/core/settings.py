@@ -330,6 +330,11 @@ class Scaling(Settings):
     gpus: int = knob(_processes)                     # GPUs the configs written for a real machine ask for
 
 
+def _task(v):
+    jobs = ("new facts", "output format", "classification", "domain style")  # labkit.strategy's jobs QLoRA fits
+    return None if v in jobs else f"one of {', '.join(map(repr, jobs))}"
+
+
 @dataclass(frozen=True)
 class Strategy(Settings):
     """Notebook 13: every task kind against every strategy that applies, on one training budget."""
@@ -338,7 +343,8 @@ class Strategy(Settings):
     n_train: int = knob(_positive_int)               # training examples of every other task (documents, pairs, chats)
     n_test: int = knob(_positive_int)                # test items of every task
     shots: int = knob(_positive_int)                 # worked examples in a few-shot prompt
-    steps: int = knob(_positive_int)                 # optimiser steps of every trained cell (preferences: its SFT)
+    steps: int = knob(_positive_int)                 # optimiser steps of every trained cell but SFT's
+    sft_steps: int = knob(_positive_int)             # preferences: SFT's steps (chats need more to answer well)
     batch_size: int = knob(_positive_int)            # examples per step
     lr_full: float = knob(_positive)                 # full fine-tuning and SFT (AdamW, constant)
     lr_lora: float = knob(_positive)                 # LoRA and QLoRA
@@ -349,6 +355,7 @@ class Strategy(Settings):
     n_pairs: int = knob(_positive_int)               # preference pairs DPO trains on
     n_probe: int = knob(_positive_int)               # pretraining people asked about before and after (forgetting)
     n_latency: int = knob(_positive_int)             # prompts timed one at a time
+    qlora_tasks: tuple = knob(_each(_task))          # the jobs QLoRA runs on (its 4-bit matmuls are slow on a CPU)
     max_new_tokens: int = knob(_positive_int)        # preference answers' length limit
     model_id: str = knob(default="")                 # the model; "": the profile's
 
@@ -437,9 +444,11 @@ PROFILES = {
         quality=DataQuality(steps=40, batch_size=16, lr=1e-3, lora_rank=8, lora_lr=3e-3, noise=(0.0, 0.25, 0.5),
                             eval_every=10, per_person=1, n_test=60, ratios=(1 / 3, 0.6, 0.9), mitigate_ratio=0.9,
                             n_bias=400),
-        strategy=Strategy(n_people=24, n_changed=6, n_train=192, n_test=24, shots=3, steps=40, batch_size=8,
-                          lr_full=1e-3, lr_lora=3e-3, lora_rank=16, dpo_steps=12, dpo_lr=1e-4, dpo_beta=0.1,
-                          n_pairs=96, n_probe=20, n_latency=6, max_new_tokens=40),
+        # ci: QLoRA on two jobs only (on a CPU its 4-bit matmuls make training and answering the slowest)
+        strategy=Strategy(n_people=24, n_changed=6, n_train=192, n_test=24, shots=3, steps=30, sft_steps=40,
+                          batch_size=8, lr_full=1e-3, lr_lora=3e-3, lora_rank=16, dpo_steps=8, dpo_lr=1e-4,
+                          dpo_beta=0.1, n_pairs=64, n_probe=20, n_latency=3, max_new_tokens=40,
+                          qlora_tasks=("new facts", "output format")),
         scaling=Scaling(processes=2, steps=8, batch_size=4, n_train=64, lr=1e-3, gpus=8),
         # as measured by benchmarks/report.py (benchmarks/measured/course-ci.json, base model v2, 2 cores at
         # 0.21-0.25 s per reference step); tests/test_guide.py holds them within a factor of two of the measurement
@@ -485,9 +494,11 @@ PROFILES = {
         quality=DataQuality(steps=120, batch_size=16, lr=1e-3, lora_rank=8, lora_lr=3e-3,
                             noise=(0.0, 0.1, 0.25, 0.5), eval_every=20, per_person=2, n_test=60,
                             ratios=(1 / 3, 0.5, 0.7, 0.9), mitigate_ratio=0.9, n_bias=1200),
-        strategy=Strategy(n_people=60, n_changed=20, n_train=512, n_test=60, shots=3, steps=150, batch_size=16,
-                          lr_full=1e-3, lr_lora=3e-3, lora_rank=16, dpo_steps=60, dpo_lr=1e-4, dpo_beta=0.1,
-                          n_pairs=400, n_probe=40, n_latency=12, max_new_tokens=40),
+        strategy=Strategy(n_people=60, n_changed=20, n_train=512, n_test=60, shots=3, steps=150, sft_steps=150,
+                          batch_size=16, lr_full=1e-3, lr_lora=3e-3, lora_rank=16, dpo_steps=60, dpo_lr=1e-4,
+                          dpo_beta=0.1,
+                          n_pairs=400, n_probe=40, n_latency=12, max_new_tokens=40,
+                          qlora_tasks=("new facts", "output format", "classification", "domain style")),
         scaling=Scaling(processes=2, steps=40, batch_size=8, n_train=320, lr=1e-3, gpus=8),
         expected={"00_tour": "~1 min", "01_full_finetuning": "~5.5 min", "02_forgetting": "~8 min",
                   "03_lora_rank": "~12 min", "04_qlora_memory": "~5 min", "05_rag_vs_finetuning": "~6.5 min",
@@ -536,9 +547,11 @@ PROFILES = {
         quality=DataQuality(steps=300, batch_size=16, lr=1e-3, lora_rank=8, lora_lr=3e-3,
                             noise=(0.0, 0.1, 0.25, 0.5), eval_every=25, per_person=3, n_test=60,
                             ratios=(1 / 3, 0.5, 0.7, 0.9), mitigate_ratio=0.9, n_bias=2400, model_id=COURSE_MODEL),
-        strategy=Strategy(n_people=100, n_changed=20, n_train=1024, n_test=100, shots=3, steps=300, batch_size=16,
-                          lr_full=1e-3, lr_lora=3e-3, lora_rank=16, dpo_steps=100, dpo_lr=1e-4, dpo_beta=0.1,
+        strategy=Strategy(n_people=100, n_changed=20, n_train=1024, n_test=100, shots=3, steps=300, sft_steps=300,
+                          batch_size=16, lr_full=1e-3, lr_lora=3e-3, lora_rank=16, dpo_steps=100, dpo_lr=1e-4,
+                          dpo_beta=0.1,
                           n_pairs=800, n_probe=60, n_latency=20, max_new_tokens=40,
+                          qlora_tasks=("new facts", "output format", "classification", "domain style"),
                           # the course model, as for notebooks 07-11: every job is about its world (the
                           # forgetting probe asks its pretraining facts) and SFT needs its chat template's
                           # {% generation %} markers

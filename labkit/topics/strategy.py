@@ -78,9 +78,9 @@ def check_tasks(tasks) -> list[str]:
     return tasks
 
 
-def cells(tasks=TASKS) -> list[tuple[str, str]]:
-    """Every (task, strategy) pair of ``tasks`` that applies, in table order."""
-    return [(t, s) for t in tasks for s in APPLIES[t]]
+def cells(tasks=TASKS, qlora=TASKS) -> list[tuple[str, str]]:
+    """Every (task, strategy) pair of ``tasks`` that applies, in table order (QLoRA only on ``qlora``'s)."""
+    return [(t, s) for t in tasks for s in APPLIES[t] if s != "QLoRA" or t in qlora]
 
 
 def missing(wanted: list[tuple[str, str]], rows: list[dict], profile: str, seed: int, digest: str) -> list:
@@ -348,7 +348,7 @@ def train(task: str, strategy: str, data: dict, *, path: str, tokenizer, base, S
         from labkit.topics.preference_tuning import dpo
 
         if "sft" not in data:  # one SFT run serves both cells: DPO starts from it (and trains a copy)
-            data["sft"] = tune(base, tokenizer, data["train"], out_dir=f"{out_dir}/sft", steps=S.steps,
+            data["sft"] = tune(base, tokenizer, data["train"], out_dir=f"{out_dir}/sft", steps=S.sft_steps,
                                batch_size=S.batch_size, lr=S.lr_full, seed=seed)
         sft = data["sft"]
         if strategy == "full fine-tuning":
