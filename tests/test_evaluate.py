@@ -115,3 +115,15 @@ def test_answer_logprobs_match_one_pair_at_a_time(tiny):
             logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
         want = sum(float(logp[i - 1, ids[0, i]]) for i in range(n, ids.shape[1]))
         assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4), (prompt, answer, got, want)
+
+
+def test_answer_perplexity_is_the_mean_log_probability_of_every_answer_token(tiny):
+    """exp of minus the answers' summed log-probabilities over their token count (not a mean of per-pair
+    perplexities, and no prompt token counted)."""
+    model, tok = tiny
+    w = W.make_world(0)
+    pairs = [W.qa_pair(p, "city") for p in w.qa_seen[:3]] + [("herbal :", "the leaf of yarlwort eases the fenshake")]
+    logps = evaluate.answer_logprobs(model, tok, pairs)
+    count = sum(len(tok(f"{p} {a}{W.END}").input_ids) - len(tok(p).input_ids) for p, a in pairs)
+    assert math.isclose(evaluate.answer_perplexity(model, tok, pairs, batch_size=2), math.exp(-sum(logps) / count),
+                        rel_tol=1e-4)

@@ -104,6 +104,10 @@ def test_memory_rules_full_fine_tuning_of_a_7b_model_out_of_a_16_gib_card():
                                                   model="Llama-2-7B")}
     assert not ranked["full fine-tuning"]["fits"] and "GiB" in ranked["full fine-tuning"]["why_not"][0]
     assert ranked["QLoRA"]["fits"] and ranked["RAG"]["fits"]
+    bigger = {r["strategy"]: r for r in ST.advise(table(), "new facts", examples=100, memory_gib=16,
+                                                  model="Llama-2-13B")}
+    assert bigger["QLoRA"]["fits"] and not bigger["LoRA"]["fits"] and not bigger["RAG"]["fits"]  # bf16 13B: 24 GiB
+    assert "a 4-bit copy needs" in bigger["RAG"]["why_not"][0] and "4-bit" not in bigger["LoRA"]["why_not"][0]
 
 
 def test_a_freshness_need_favours_rag():

@@ -164,6 +164,14 @@ def memory_needed(strategy: str, model: str) -> float:
     return gib(est["total"] + extra)
 
 
+def four_bit_weights(model: str) -> float:
+    """GiB of ``model``'s weights in NF4 with double quantization (what a 4-bit copy serves from)."""
+    from labkit.core.units import gib
+    from labkit.topics.qlora.estimate import architecture_for, quant_bits
+
+    return gib(architecture_for(model).parameter_count() * quant_bits(True) / 8)
+
+
 def advise(table: list[dict], task: str, *, examples: int, budget_s: float | None = None,
            memory_gib: float | None = None, model: str = "Llama-2-7B", fresh: bool = False,
            latency_ms_limit: float | None = None) -> list[dict]:
@@ -195,7 +203,9 @@ def advise(table: list[dict], task: str, *, examples: int, budget_s: float | Non
             reasons.append(f"trained {c['train_seconds']:.1f} s")
         need = memory_needed(c["strategy"], model)
         if memory_gib is not None and need > memory_gib:
-            why_not.append(f"needs ~{need:.1f} GiB on {model}, over {memory_gib:g} GiB")
+            served = "" if c["strategy"] in TRAINED else (
+                f" in bf16 (a 4-bit copy needs ~{four_bit_weights(model):.1f} GiB, at some quality cost: notebook 04)")
+            why_not.append(f"needs ~{need:.1f} GiB on {model}{served}, over {memory_gib:g} GiB")
         if latency_ms_limit is not None and c["latency_ms"] > latency_ms_limit:
             why_not.append(f"answered in {c['latency_ms']:.0f} ms, over {latency_ms_limit:g} ms")
         reasons.append(f"{c['latency_ms']:.0f} ms an answer, {c['context_tokens']:.0f} prompt tokens")
