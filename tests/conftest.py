@@ -15,9 +15,6 @@ os.environ.setdefault("LABKIT_HEADLESS", "1")
 # so no healthy cell comes near 300 s; a stuck cell fails after 5 min instead of at CI's 90 min limit.
 # Stays well below the per-test pytest-timeout (pyproject.toml) so the clear message below wins.
 CELL_TIMEOUT_S = 300
-# Notebooks over their 120 s budget, with the cell that needs more: 13 measures its whole table (25 runs)
-# in one cell, 4-5 min on 2 busy cores until its ci budget is cut (its issue says so).
-CELL_TIMEOUTS = {"13_choosing_a_strategy": 600}
 # Kernel start-up limit (papermill's default is 60 s; an ipykernel starts in seconds, but give a loaded
 # CI runner room).
 KERNEL_START_TIMEOUT_S = 120
@@ -104,14 +101,13 @@ def executed_notebook(name: str, tmp_path_factory) -> dict:
     return json.loads(_executed[name].read_text())
 
 
-def run_notebook(name: str, tmp_path_factory, timeout: float | None = None, **parameters) -> dict:
+def run_notebook(name: str, tmp_path_factory, timeout: float = CELL_TIMEOUT_S, **parameters) -> dict:
     """Run notebook ``name`` in the ci profile into a temporary folder; return its results.json.
 
     Runs are cached per (name, parameters) for the test session, so several tests can assert on one run;
     a failed run is cached too, so the tests sharing it fail at once instead of re-running (or re-hanging).
-    ``timeout`` is the per-cell limit in seconds (None: ``CELL_TIMEOUTS``' or ``CELL_TIMEOUT_S``).
+    ``timeout`` is the per-cell limit in seconds.
     """
-    timeout = timeout or CELL_TIMEOUTS.get(name, CELL_TIMEOUT_S)
     key = (name, tuple(sorted(parameters.items())))
     if key not in _results:
         try:
