@@ -303,3 +303,135 @@ def test_both_ways_asks_forward_and_backward_about_the_same_people(base):
     assert closed["forward"] <= 0.5 and closed["backward"] <= 0.5
     read = K.both_ways(model, tok, people, prompt=with_passage)
     assert read["forward"] == 1.0 and read["backward"] >= 0.75
+
+
+# --- two hops: the head of a House, then where that person was born ---------------------------
+
+@pytest.fixture(scope="module")
+def heads():
+    return K.heads_of_houses(K.new_people(0, 20), seed=0)
+
+
+def test_heads_of_houses_one_distinct_house_each(heads):
+    assert len(heads) == len(K.HOUSES) == 16  # 20 people, 16 Houses: the first 16 people
+    assert len({h for h, _ in heads}) == 16 and {h for h, _ in heads} <= set(W.VALUES["employer"])
+    assert [p for _, p in heads] == K.new_people(0, 16)  # the people themselves are unchanged
+    assert K.heads_of_houses(K.new_people(0, 4), seed=0) == heads[:4]  # deterministic, in the people's order
+    assert [h for h, _ in K.heads_of_houses(K.new_people(0, 4), seed=1)] != [h for h, _ in heads[:4]]
+
+
+def test_hop_questions_ask_each_hop_and_both(heads):
+    hops = K.hop_questions(heads)
+    (house, person), names = heads[0], [p.name for _, p in heads]
+    assert hops["hop 1"][0][0] == (f"Q : who is the head of {house} ? A :", person.name) and hops["hop 1"][1] == names
+    assert hops["hop 2"][0][0] == (f"Q : where was {person.name} born ? A :", person.facts["city"])
+    assert hops["two hops"][0][0] == (f"Q : where was the head of {house} born ? A :", person.facts["city"])
+    assert hops["hop 2"][1] == hops["two hops"][1] == W.VALUES["city"]
+    assert K.birthplace_question(person.name) == W.question(person, "city")
+    assert K.head_document(house, person) == f"the head of {house} is {person.name} ."
+    # Every word the new questions and documents write is one the course's world already writes.
+    vocabulary = set(W.vocabulary())
+    for text in (K.head_question(house), K.two_hop_question(house), K.head_document(house, person)):
+        assert set(text.replace(person.name, "").split()) <= vocabulary, text
+
+
+def test_two_hop_documents_never_state_both_hops_together(heads):
+    docs = K.two_hop_documents(heads)
+    assert len(docs) == 3 * len(heads)
+    for house, person in heads:
+        about = [d for d in docs if person.name in d]
+        assert K.single_rendering(person) in about and K.head_document(house, person) in about
+        assert f"{K.head_question(house)} {person.name} ." in about
+        # the House and the town are never in one text: the two-hop answer must be composed
+        assert not any(house in d and person.facts["city"] in d for d in docs if f"head of {house}" in d)
+
+
+def test_most_likely_picks_the_top_candidate_and_none_on_a_tie(base):
+    model, tok = base
+    p = K.new_people(0, 1)[0]
+    prompt = R.rag_prompt([K.single_rendering(p)], W.question(p, "city"))
+    assert K.most_likely(model, tok, [prompt], W.VALUES["city"]) == [p.facts["city"]]
+    assert K.most_likely(model, tok, [prompt], [p.facts["city"], p.facts["city"]]) == [None]  # a tie
+    assert K.choice_accuracy(model, tok, [(prompt, p.facts["city"])], W.VALUES["city"]) == 1.0
+
+
+def test_read_name_reads_the_passage():
+    p = K.new_people(0, 1)[0]
+    assert R.read_name(K.head_document("House Ashford", p)) == p.name
+    assert R.read_name(K.single_rendering(p)) == p.name
+    assert R.read_name("the head of House Ashford is unknown .") is None
+
+
+class ScriptedIndex:
+    """An index over ``texts`` that answers queries from a script (query -> ranking) and records them."""
+
+    def __init__(self, texts, script):
+        self.texts, self.script, self.asked = texts, script, []
+
+    def search(self, queries, k):
+        self.asked += queries
+        return [self.script[q][:k] for q in queries]
+
+
+def test_two_step_retrieval_reads_the_second_query_off_the_first_passage(heads):
+    (house, a), (_, b) = heads[0], heads[1]
+    texts = [K.single_rendering(a), K.single_rendering(b), K.head_document(house, a), K.head_document(house, b)]
+    question = K.two_hop_question(house)
+    script = {K.head_question(house): [2, 3], K.birthplace_question(a.name): [0, 1],
+              K.birthplace_question(b.name): [1, 0]}
+    prompts, retrieved, names = R.two_step_prompts(ScriptedIndex(texts, script), [K.head_question(house)],
+                                                   [question], K.birthplace_question)
+    assert retrieved == [[2, 0]] and names == [a.name]
+    assert prompts == [R.rag_prompt([texts[2], texts[0]], question)]
+    # The first search finds a wrong head document (it names b): the second search must follow the passage,
+    # not the ground truth, so it asks about b and brings b's biography.
+    script[K.head_question(house)] = [3, 2]
+    index = ScriptedIndex(texts, script)
+    prompts, retrieved, names = R.two_step_prompts(index, [K.head_question(house)], [question], K.birthplace_question)
+    assert names == [b.name] and index.asked[-1] == K.birthplace_question(b.name)
+    assert retrieved == [[3, 1]] and prompts == [R.rag_prompt([texts[3], texts[1]], question)]
+    # A first passage that names no one: no second search, the prompt keeps what was found.
+    texts.append("the head of House Ashford is unknown .")
+    script[K.head_question(house)] = [4]
+    prompts, retrieved, names = R.two_step_prompts(ScriptedIndex(texts, script), [K.head_question(house)],
+                                                   [question], K.birthplace_question)
+    assert names == [None] and retrieved == [[4]]
+
+
+def test_chain_recall_and_the_passage_between():
+    assert R.chain_recall([[0, 1], [2, 5], [3]], [(0, 1), (2, 3), (3, 4)]) == pytest.approx(1 / 3)
+    assert R.chain_recall([[1, 0, 7]], [(0, 1)]) == 1.0  # order does not matter, extra passages neither
+    assert R.passage_between([[10, 0], [11, 1], [12, 2]]) == [[10, 1, 0], [11, 2, 1], [12, 0, 2]]
+
+
+def test_one_search_misses_the_second_hop_and_two_steps_find_it():
+    """BM25 over the biographies and the head documents: the two-hop question names the House, not the head,
+    so one search finds the head document but not the head's biography (only where the head happens to be
+    employed by that House, ~1 in 16); a second search for the name read off the first passage finds it."""
+    people = K.new_people(0, 40)
+    heads = K.heads_of_houses(people, seed=0)
+    texts = K.documents(people) + [K.head_document(h, p) for h, p in heads]
+    index = R.BM25Index(texts)
+    chains = [(len(people) + i, i) for i in range(len(heads))]
+    asked = [K.two_hop_question(h) for h, _ in heads]
+    for k in (1, 2):
+        assert R.chain_recall(index.search(asked, k), chains) <= 0.2
+    _, retrieved, names = R.two_step_prompts(index, [K.head_question(h) for h, _ in heads], asked,
+                                             K.birthplace_question)
+    assert names == [p.name for _, p in heads] and R.chain_recall(retrieved, chains) == 1.0
+
+
+def test_hop_accuracy_closed_book_and_the_reader(base, heads):
+    """Closed-book the base model knows neither hop of people it never saw (near chance: 1/16 for a name,
+    1/24 for a town); given both hops' passages, it answers the two-hop question (the prompt holds one town)."""
+    model, tok = base
+    closed = K.hop_accuracy(model, tok, heads)
+    assert set(closed) == {"hop 1", "hop 2", "two hops", "chance hop 1", "chance hop 2", "chance two hops",
+                           "two hops: a birthplace of the heads"}
+    assert closed["two hops: a birthplace of the heads"] >= closed["two hops"]  # a right answer is a head's town
+    assert closed["chance hop 1"] == 1 / 16 and closed["chance two hops"] == 1 / 24
+    assert all(closed[hop] <= 0.25 for hop in ("hop 1", "hop 2", "two hops")), closed
+    pairs, towns = K.hop_questions(heads)["two hops"]
+    read = [(R.rag_prompt([K.head_document(h, p), K.single_rendering(p)], q), a)
+            for (h, p), (q, a) in zip(heads, pairs)]
+    assert K.choice_accuracy(model, tok, read, towns) >= 0.9

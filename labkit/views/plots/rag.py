@@ -96,3 +96,35 @@ def reversal(rows: dict, chance_forward: float, chance_backward: float):
     fig.set_size_inches(9, 3.8)
     fig.tight_layout()
     return fig
+
+
+def two_hops(rag: dict, finetuned: dict, chance_town: float, chance_name: float):
+    """The two-hop question answered two ways. Left, RAG read by the base model (``rag``: method ->
+    {'chain_found', 'accuracy'}): how often both hops' passages were in the prompt, and how often the right
+    town was the most likely. Right, closed-book (``finetuned``: run -> knowledge.hop_accuracy): each hop
+    alone and both at once, with each question's chance as a dotted line."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [len(rag), 2.4]})
+    for ax, groups, labels in ((left, {m: (r["chain_found"], r["accuracy"]) for m, r in rag.items()},
+                                ("both passages in the prompt", "right town most likely")),
+                               (right, {run: (r["hop 1"], r["hop 2"], r["two hops"]) for run, r in finetuned.items()},
+                                ("hop 1: House -> name", "hop 2: name -> town", "two hops: House -> town"))):
+        width = 0.8 / len(labels)
+        for i, label in enumerate(labels):
+            xs = [x + (i - (len(labels) - 1) / 2) * width for x in range(len(groups))]
+            values = [v[i] for v in groups.values()]
+            ax.bar(xs, values, width, label=label, color=f"C{i + (2 if ax is right else 0)}")
+            for x, v in zip(xs, values):
+                ax.text(x, v + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(groups)), [name.replace(", ", ",\n", 1) for name in groups], fontsize=8)
+        ax.set(ylim=(0, 1.15))
+    left.axhline(chance_town, color="black", ls=":", lw=1, label=f"chance, a town ({chance_town:.2f})")
+    right.axhline(chance_town, color="black", ls=":", lw=1, label=f"chance, a town ({chance_town:.2f})")
+    right.axhline(chance_name, color="grey", ls="--", lw=1, label=f"chance, a name ({chance_name:.2f})")
+    left.set(title="RAG, read by the base model", ylabel="share of the two-hop questions")
+    right.set(title="closed-book: each hop, then both")
+    for ax in (left, right):
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
