@@ -164,3 +164,12 @@ def test_the_jobs_to_measure_are_checked():
     assert ST.check_tasks(None) == list(ST.TASKS) and ST.check_tasks("new facts") == ["new facts"]
     with pytest.raises(ValueError, match="Unknown task.*'poetry'"):
         ST.check_tasks(["new facts", "poetry"])
+
+
+def test_the_advisor_widget_draws_the_ranking_headless(capsys):
+    from labkit import widgets
+
+    assert widgets.strategy_advisor(table()) is None  # headless: drawn once with its defaults, no widget
+    out = capsys.readouterr().out
+    assert out.startswith("1. RAG") or out.startswith("1. full fine-tuning"), out
+    assert "full fine-tuning is ruled out: needs" in out  # default: Llama-2-7B on 16 GiB

@@ -106,3 +106,24 @@ def test_this_file_passes_on_ipywidgets_7_7_as_on_colab(tmp_path):
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
                          capture_output=True, text=True, env=env, cwd=Path(__file__).parent)
     assert run.returncode == 0, run.stdout[-3000:]
+
+
+def test_strategy_advisor_builds_live_and_moves_with_its_controls(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from test_strategy import table
+
+    from labkit.topics import strategy
+
+    calls = []
+    advise = strategy.advise
+    monkeypatch.setattr(strategy, "advise", lambda *a, **k: calls.append((a[1], k)) or advise(*a, **k))
+    monkeypatch.setenv("LABKIT_HEADLESS", "0")
+    w = widgets.strategy_advisor(table())
+    assert calls[-1][0] == "new facts" and calls[-1][1]["memory_gib"] == 16.0 and not calls[-1][1]["fresh"]
+    controls = {c.description: c for c in w.children if hasattr(c, "description")}
+    controls["fresh"].value = True
+    assert calls[-1][0] == "new facts" and calls[-1][1]["fresh"]
+    controls["task"].value = "output format"
+    assert calls[-1][0] == "output format"
+    controls["memory_gib"].value = 80.0
+    assert calls[-1][1]["memory_gib"] == 80.0 and len(calls) == 4  # drawn once, then once per change
