@@ -53,7 +53,7 @@ def test_a_run_record_carries_the_versions_it_was_made_with(tmp_path):
 
 def test_a_run_record_off_its_schema_is_refused_on_reading(tmp_path):
     (tmp_path / "runs.jsonl").write_text(json.dumps({"run": "r1", "config": {}, "metrics": {}}) + "\n")
-    with pytest.raises(ValueError, match="'seconds' is missing"):
+    with pytest.raises(ValueError, match="line 1, is not a run record.*'seconds' is missing.*Move the file away"):
         records.load_runs(tmp_path)
 
 

@@ -90,6 +90,11 @@ def load_runs(out_dir: str | Path) -> list[dict]:
     """The run records of OUT_DIR/runs.jsonl, each checked against ``RUN`` (none: an empty list)."""
     path = Path(out_dir) / "runs.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    for row in rows:
-        check_results(row, RUN)
+    for i, row in enumerate(rows, 1):
+        try:
+            check_results(row, RUN)
+        except ValueError as error:
+            problem = str(error).split(": ", 1)[-1].rstrip(".")
+            raise ValueError(f"{path}, line {i}, is not a run record this version of the course reads ({problem}). "
+                             "Move the file away and run again to measure afresh.") from None
     return rows
