@@ -460,7 +460,7 @@ PROFILES = {
                   "06_peft_family": "~1 min", "07_instruction_tuning": "~1.5 min", "08_preference_tuning": "~2 min",
                   "09_task_heads": "~1.5 min", "10_domain_adaptation": "~1.5 min",
                   "11_data_quality_and_bias": "~1 min", "12_scaling_out": "~1 min",
-                  "13_choosing_a_strategy": "~2 min (estimated from a run on a loaded machine)"}),
+                  "13_choosing_a_strategy": "~1.5 min"}),
     "cpu": Profile(
         "cpu", COURSE_MODEL, n_train=1024, n_eval=200, steps=300, batch_size=16, lr=1e-3, eval_every=25,
         overfit_examples=16, overfit_epochs=40, n_probe=150,
