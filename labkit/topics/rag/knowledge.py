@@ -161,16 +161,12 @@ def two_hop_documents(heads: list[tuple[str, W.Person]]) -> list[str]:
 
 
 def hop_accuracy(model, tokenizer, heads: list[tuple[str, W.Person]]) -> dict:
-    """Each of ``hop_questions``' three questions asked closed-book as multiple choice, with its chance:
-    {'hop 1', 'hop 2', 'two hops', 'chance hop 1', ...}, and 'two hops: a birthplace of the heads', the share
-    of two-hop answers that are the birthplace of one of the heads (any one): where the answers lean."""
-    out, picks = {}, {}
+    """Each of ``hop_questions``' three questions asked closed-book as multiple choice (``choice_accuracy``),
+    with its chance: {'hop 1', 'hop 2', 'two hops', 'chance hop 1', 'chance hop 2', 'chance two hops'}."""
+    out = {}
     for hop, (pairs, candidates) in hop_questions(heads).items():
-        picks[hop] = most_likely(model, tokenizer, [q for q, _ in pairs], candidates)
-        out[hop] = sum(pick == answer for pick, (_, answer) in zip(picks[hop], pairs)) / len(pairs)
+        out[hop] = choice_accuracy(model, tokenizer, pairs, candidates)
         out[f"chance {hop}"] = 1 / len(candidates)
-    towns = {p.facts["city"] for _, p in heads}
-    out["two hops: a birthplace of the heads"] = sum(pick in towns for pick in picks["two hops"]) / len(heads)
     return out
 
 

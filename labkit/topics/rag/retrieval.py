@@ -40,6 +40,7 @@ RESULTS = {
     "nameless_recall": dict,         # retriever -> k -> recall@k for questions that do not name the person
     "reversal": dict,                # method -> knowledge.both_ways (forward, backward, their chances)
     "known": dict,                   # the run trained until it knows its people: how many, closed-book, seconds
+    "two_hop": dict,                 # heads of Houses: RAG by one search and by two steps, the fine-tuned run's hops
 }
 
 # --- retrievers -------------------------------------------------------------------------------
