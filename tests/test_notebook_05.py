@@ -2,7 +2,8 @@
 
 Every threshold is owned here, with its reason; none is read from the results it judges. The design for base
 model v2 looked at seeds 0-6 with 32 new people, then seeds 0, 1 and 3 with 40, and was fixed before the seed
-sweep (benchmarks/seeds/05_rag_vs_finetuning.md) judged seeds 1-10 with 40.
+sweep (benchmarks/seeds/05_rag_vs_finetuning.md) judged seeds 1-10 with 40. The two-hop section was designed on
+seeds 0-3 and then judged by the sweep on seeds 1-10, its bounds unchanged.
 """
 
 import pytest
@@ -85,7 +86,8 @@ MIN_COMPOSITION_GAP = 0.5
 # At chance, as Balesni et al. (2024) found for fictional facts stated in separate documents: no better than chance
 # plus 0.15 (3 lucky picks of 16). Held on seeds 0 and 2 (0.12, 0.19), not on 1 and 3 (0.25, 4 of 16). On seeds 1
 # and 3 every two-hop answer was the birthplace of one of the heads, most of them one of two or three towns: 16
-# questions cannot tell a little composition from that lean, so it is not asserted.
+# questions cannot tell a little composition from that lean, so it is not asserted. The seed sweep then found it on
+# 7 of 10 (0.25, 0.25 and 0.38 on seeds 1, 3 and 9); the asserted bounds above held on all ten.
 MAX_TWO_HOPS_ABOVE_CHANCE = 0.15
 
 # Effect sizes the seed sweep (benchmarks/seeds.py) reports over seeds, beside which findings held.
@@ -253,7 +255,7 @@ def test_05_finetuned_hops_do_not_compose(results):
 @pytest.mark.notebook
 @pytest.mark.xfail(strict=False, raises=AssertionError,
                    reason="at chance on seeds 0 and 2 of the design seeds 0-3 (0.12, 0.19), above it on 1 and 3 "
-                   "(0.25, 4 of 16 questions). The seed sweep reports it.")
+                   "(0.25, 4 of 16 questions); the seed sweep: 7 of 10 (0.25, 0.25, 0.38 on seeds 1, 3, 9).")
 def test_05_finetuned_two_hops_at_chance(results):
     hops = results["two_hop"]["finetuned"][TWO_HOP_RUN]
     assert hops["two hops"] <= hops["chance two hops"] + MAX_TWO_HOPS_ABOVE_CHANCE, hops
