@@ -117,6 +117,24 @@ def test_answer_logprobs_match_one_pair_at_a_time(tiny):
         assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4), (prompt, answer, got, want)
 
 
+def test_candidate_logprobs_equal_scoring_each_pair_alone(base):
+    """Reading the prompt once and sharing its cache gives every candidate the score ``answer_logprobs``
+    gives it alone: prompts of different lengths, candidates of one to three tokens, and more candidates than
+    one batch (the cache is copied for each batch, not appended to). The shipped model, not the tiny random
+    one: its scores move when a position is off by one."""
+    model, tok = base
+    w = W.make_world(0)
+    passage = f"{w.qa_seen[1].name} was born in Ardel ."
+    prompts = [W.question(w.qa_seen[0], "city"), f"{passage} {W.question(w.qa_seen[1], 'city')}"]
+    candidates = list(W.VALUES["city"][:5]) + [w.qa_seen[0].name, "Rivi Doko", "yarlwort"]
+    assert len({len(tok(f" {c}", add_special_tokens=False).input_ids) for c in candidates}) > 1
+    shared = evaluate.candidate_logprobs(model, tok, prompts, candidates, batch_size=3)
+    alone = evaluate.answer_logprobs(model, tok, [(p, c) for p in prompts for c in candidates], batch_size=1)
+    assert [len(row) for row in shared] == [len(candidates)] * len(prompts)
+    for got, want in zip([x for row in shared for x in row], alone):
+        assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4), (got, want)
+
+
 def test_answer_perplexity_is_the_mean_log_probability_of_every_answer_token(tiny):
     """exp of minus the answers' summed log-probabilities over their token count (not a mean of per-pair
     perplexities, and no prompt token counted)."""
@@ -127,3 +145,18 @@ def test_answer_perplexity_is_the_mean_log_probability_of_every_answer_token(tin
     count = sum(len(tok(f"{p} {a}{W.END}").input_ids) - len(tok(p).input_ids) for p, a in pairs)
     assert math.isclose(evaluate.answer_perplexity(model, tok, pairs, batch_size=2), math.exp(-sum(logps) / count),
                         rel_tol=1e-4)
+
+
+def test_candidate_logprobs_of_a_prompt_tuned_model_score_pair_by_pair(tiny):
+    """Prompt tuning puts virtual tokens before the input, so a shared cache of the prompt would miss them:
+    such a model is scored as ``answer_logprobs`` scores it."""
+    import copy
+
+    from peft import PromptTuningConfig, get_peft_model
+
+    model, tok = tiny
+    tuned = get_peft_model(copy.deepcopy(model), PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    prompts, candidates = ["Q : where was Rivi Doko born ? A :"], ["Ardel", "Rivi Doko"]
+    got = evaluate.candidate_logprobs(tuned, tok, prompts, candidates)[0]
+    want = evaluate.answer_logprobs(tuned, tok, [(prompts[0], c) for c in candidates])
+    assert all(math.isclose(g, w, rel_tol=1e-4, abs_tol=1e-4) for g, w in zip(got, want)), (got, want)

@@ -73,6 +73,49 @@ def answer_logprobs(model, tokenizer, pairs, batch_size: int = 64) -> list[float
     return [float(t.sum()) for t in _answer_token_logprobs(model, tokenizer, pairs, batch_size)]
 
 
+@torch.no_grad()
+def candidate_logprobs(model, tokenizer, prompts: list[str], candidates: list[str], batch_size: int = 64):
+    """For each prompt, ``answer_logprobs`` of every one of ``candidates`` after it (a list per prompt). The
+    prompt is read once and its key/value cache shared by all candidates, so scoring ``len(candidates)``
+    answers costs about one pass over the prompt, not one each (multiple choice over many towns or names).
+    Where a tokenizer merges a candidate into the prompt, or the model cannot take a cache (prompt tuning),
+    that prompt is scored pair by pair as ``answer_logprobs`` does."""
+    import copy
+
+    model.eval()
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    shared = not getattr(getattr(model, "peft_config", {}).get("default"), "num_virtual_tokens", None)
+    out = []
+    for prompt in prompts:
+        p = tokenizer(prompt).input_ids
+        enc = [_encode(tokenizer, prompt, c) for c in candidates]
+        if not shared or any(n != len(p) or full[:n] != p for full, n in enc):
+            out.append(answer_logprobs(model, tokenizer, [(prompt, c) for c in candidates], batch_size))
+            continue
+        first = model(input_ids=torch.tensor([p], device=device), use_cache=True)
+        last = torch.log_softmax(first.logits[0, -1].float(), dim=-1).cpu()  # each candidate's first token
+        scores = []
+        for i in range(0, len(enc), batch_size):
+            rest = [full[len(p):] for full, _ in enc[i : i + batch_size]]  # the answer's tokens, then ' .'
+            width = max(len(r) for r in rest) - 1  # the last token is predicted, never read
+            ids = torch.full((len(rest), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rest), len(p) + width), dtype=torch.long)
+            mask[:, : len(p)] = 1
+            for j, r in enumerate(rest):
+                ids[j, : len(r) - 1], mask[j, len(p) : len(p) + len(r) - 1] = torch.tensor(r[:-1]), 1
+            cache = copy.deepcopy(first.past_key_values)  # a forward pass appends to the cache it is given
+            cache.batch_repeat_interleave(len(rest))
+            positions = torch.arange(len(p), len(p) + width)[None].expand(len(rest), -1)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache,
+                           position_ids=positions.to(device), use_cache=True).logits
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for j, r in enumerate(rest):
+                scores.append(float(last[r[0]]) + sum(float(logp[j, t - 1, r[t]]) for t in range(1, len(r))))
+        out.append(scores)
+    return out
+
+
 def answer_perplexity(model, tokenizer, pairs, batch_size: int = 32) -> float:
     """Perplexity of the answers (each then ' .') given their prompts, over all their tokens: how well a
     model predicts a continuation, with or without context before it."""

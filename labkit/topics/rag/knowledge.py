@@ -18,7 +18,7 @@ import random
 
 from labkit.core import world as W
 from labkit.engine.callbacks import Probe
-from labkit.engine.evaluate import accuracy, answer_logprobs
+from labkit.engine.evaluate import accuracy, candidate_logprobs
 
 
 def new_people(seed: int, n: int, base_seed: int = 0) -> list[W.Person]:
@@ -71,12 +71,10 @@ def who_questions(people: list[W.Person], attributes=WHO_ATTRIBUTES, among=None)
 
 
 def most_likely(model, tokenizer, prompts: list[str], candidates: list[str], batch_size: int = 64) -> list:
-    """For each prompt, the candidate the model finds most likely after it (``evaluate.answer_logprobs``), or
-    None where two or more tie for the top."""
-    scores = answer_logprobs(model, tokenizer, [(q, c) for q in prompts for c in candidates], batch_size)
+    """For each prompt, the candidate the model finds most likely after it (``evaluate.candidate_logprobs``),
+    or None where two or more tie for the top."""
     picks = []
-    for i in range(len(prompts)):
-        row = scores[i * len(candidates):(i + 1) * len(candidates)]
+    for row in candidate_logprobs(model, tokenizer, prompts, candidates, batch_size):
         best = max(row)
         picks.append(candidates[row.index(best)] if row.count(best) == 1 else None)
     return picks
