@@ -37,8 +37,8 @@ TEACHES = {
                        "measured training peaks, an estimator checked against them, projection to 7B-70B on real "
                        "cards, does 4-bit hurt, a memory calculator",
     "05_rag_vs_finetuning": "new knowledge: closed-book fine-tuning (full, LoRA, paraphrases) vs BM25 and dense "
-                            "retrieval vs both; questions without the name; the reversal curse; costs, latency "
-                            "and freshness",
+                            "retrieval vs both; questions without the name; the reversal curse; a two-hop question; "
+                            "costs, latency and freshness",
     "06_peft_family": "the PEFT family on one task and one step budget: full, LoRA, DoRA, IA3, prefix and prompt "
                       "tuning, P-tuning, LN tuning and a bottleneck adapter written in the notebook; accuracy "
                       "against trainable parameters, forgetting, memory, speed, serving two adapters, merging",

@@ -511,7 +511,7 @@ PROFILES = {
                   "06_peft_family": "~10.5 min", "07_instruction_tuning": "~13 min", "08_preference_tuning": "~7.5 min",
                   "09_task_heads": "~5.5 min", "10_domain_adaptation": "~5 min",
                   "11_data_quality_and_bias": "~3.5 min", "12_scaling_out": "~2 min",
-                  "13_choosing_a_strategy": "~15 min (estimated; not yet measured)"}),
+                  "13_choosing_a_strategy": "~10.5 min"}),
     "gpu": Profile(
         "gpu", "HuggingFaceTB/SmolLM2-135M", n_train=2048, n_eval=300, steps=400, batch_size=16, lr=5e-5,
         eval_every=25, overfit_examples=16, overfit_epochs=40, n_probe=150,
