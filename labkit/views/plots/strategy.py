@@ -57,7 +57,8 @@ def cost_quality(cells: list[dict], tasks):
     colours = dict(zip(STRATEGIES, plt.get_cmap("tab10").colors))
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.1 * len(tasks) + 1.6, 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for c in (c for c in cells if c["task"] == task):
+        # largest marker first, so a small one at the same point (zero-shot under few-shot) stays visible
+        for c in sorted((c for c in cells if c["task"] == task), key=lambda c: -c["context_tokens"]):
             ax.scatter([c["train_seconds"]], [c["quality"]], s=15 + c["context_tokens"] / 3,
                        color=colours[c["strategy"]], alpha=0.75, edgecolor="black", linewidth=0.5)
         ax.set_xlim(left=-0.05 * max(c["train_seconds"] for c in cells))
