@@ -61,7 +61,8 @@ def test_verdict_and_cards():
     assert estimate.verdict(46e9, "A6000 48 GB")["fits"]  # 46e9 bytes are 42.8 GiB: GB as sold are GiB
     v = estimate.verdict(20 * GiB, "A10 24 GB")
     assert v["needed_gib"] == pytest.approx(20) and v["usable_gib"] == pytest.approx(21.6)
-    assert "20.0 GiB needed, 21.6 GiB usable" in v["text"]
+    assert "20.0 GiB needed, 21.6 GiB usable on an A10 24 GB" in v["text"]
+    assert [estimate.a_card(c).split()[0] for c in ("T4 16 GB", "A100 40 GB", "H100 80 GB")] == ["a", "an", "an"]
     with pytest.raises(ValueError, match="Unknown card"):
         estimate.verdict(1, "V100 7 GB")
     rows = estimate.cards_table(["Llama-2-7B", "LLaMA-65B"], {"full": estimate.Setup(method="full"),

@@ -394,7 +394,7 @@ def reading(scaling: dict, forgetting: dict, energy: dict, energy_share: float) 
         d = s["rs_minus_fixed_at_top"]
         out.append(f"at rank {top}, rsLoRA (1/√r) reached {s['rs_at_top']:.2f} and fixed alpha "
                    f"{s['fixed_at_top']:.2f}: "
-                   + ("the scaling, not the rank, decided: with rsLoRA's the high rank still learned, as the "
+                   + ("the scaling, not the rank, decided: with rsLoRA's scale the high rank still learned, as the "
                       "rsLoRA paper predicts." if d > 0 else
                       "rsLoRA's advantage, which the rsLoRA paper predicts, does not show in this run."))
     f = forgetting

@@ -178,6 +178,11 @@ CARDS = {"T4 16 GB": 16, "A10 24 GB": 24, "A100 40 GB": 40, "A6000 48 GB": 48, "
          "H100 80 GB": 80}
 
 
+def a_card(card: str) -> str:
+    """The card's name with its article, as it is read aloud: "a T4 16 GB", "an A6000 48 GB", "an H100 80 GB"."""
+    return f"{'an' if card[:1].upper() in 'AEFHILMNORSX' else 'a'} {card}"
+
+
 def verdict(total_bytes: float, card: str, headroom: float = 0.9) -> dict:
     """Does ``total_bytes`` fit ``card``? Only ``headroom`` of the card counts as usable (the CUDA
     context, the allocator's fragmentation and the framework take the rest)."""
@@ -186,7 +191,7 @@ def verdict(total_bytes: float, card: str, headroom: float = 0.9) -> dict:
     usable = CARDS[card] * GiB * headroom
     fits = total_bytes <= usable
     text = (f"{'fits' if fits else 'does not fit'}: {gib(total_bytes):.1f} GiB needed, "
-            f"{gib(usable):.1f} GiB usable on a {card}")
+            f"{gib(usable):.1f} GiB usable on {a_card(card)}")
     return {"fits": fits, "needed_gib": gib(total_bytes), "usable_gib": gib(usable), "text": text}
 
 
