@@ -28,6 +28,9 @@ warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 # PEFT's prompt learning ignores position ids (virtual tokens come first) and says so on every forward.
 warnings.filterwarnings("ignore", message="Position ids are not supported for parameter efficient tuning")
+# PEFT (0.21) reads transformers 5's deprecated `is_gradient_checkpointing` when it wraps or loads a model: the
+# FutureWarning is addressed to PEFT, not to a learner.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 # Short name -> module. A notebook writes lk.<short name>; the tree stays free to say where it lives.
 MODULES = {
