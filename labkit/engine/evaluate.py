@@ -85,7 +85,7 @@ def candidate_logprobs(model, tokenizer, prompts: list[str], candidates: list[st
     model.eval()
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    shared = not getattr(getattr(model, "peft_config", {}).get("default"), "num_virtual_tokens", None)
+    shared = not getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False)
     out = []
     for prompt in prompts:
         p = tokenizer(prompt).input_ids
